@@ -1,0 +1,54 @@
+// The glue between Redis and the engine: every INFER.* handler, the configs, the INFO section.
+// Handlers run on the Redis main thread; they parse, validate, copy what they need out of the
+// keyspace and hand typed requests to the engine. They never call llama.cpp.
+#pragma once
+
+#include "engine/model_registry.h"
+#include "redis/rm.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace infer::cmd {
+
+// Module-wide state, created in OnLoad and destroyed in OnUnload. Configs are main-thread only.
+struct module_state {
+    model_registry registry;
+    std::string model_dir;         // infer.model-dir (canonical), "" = unset
+    long long queue_max = 64;      // infer.queue-size: per model, applied at load
+    long long max_prompt_bytes = 64ll << 20;  // infer.max-prompt-bytes: PROMPT keys together
+};
+
+module_state & state();
+void state_create();
+void state_destroy();
+
+// config.cpp
+int config_register(RedisModuleCtx * ctx);
+
+// info.cpp
+int cmd_info(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
+void info_section(RedisModuleInfoCtx * ctx, int for_crash_report);
+
+// models.cpp
+int cmd_load(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
+int cmd_unload(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
+int cmd_models(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
+// Loads the models named in module arguments: MODEL name path [LOAD options] ...
+int models_from_module_args(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
+
+// tokens.cpp
+int cmd_tokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
+int cmd_detokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
+// Reads a token key on the main thread: appends its validated ids to out, or throws
+// (WRONGTYPE, missing key, bad length, id out of range, too long).
+void read_token_key(RedisModuleCtx * ctx, RedisModuleString * key, const model & m, size_t max_tokens,
+                    std::vector<token> & out);
+// The model named by argv, ready to take requests, or a reply_error.
+std::shared_ptr<model_instance> ready_model(std::string_view name);
+
+// generate.cpp
+int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
+
+}  // namespace infer::cmd

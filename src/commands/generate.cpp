@@ -1,0 +1,161 @@
+// INFER.GENERATE: parse, read the prompt keys (one copy, under the GIL, then no locks), validate
+// everything the engine relies on, block the client and post the request.
+#include "commands/commands.h"
+
+#include "commands/args.h"
+#include "redis/blocking.h"
+
+#include <chrono>
+
+namespace infer::cmd {
+namespace {
+
+constexpr const char * k_options[] = {"MAX_TOKENS", "TEMPERATURE", "TOP_K", "TOP_P", "MIN_P",
+                                      "REPEAT_PENALTY", "SEED", "STOP", "TIMEOUT", "WITHMETA", "TEXT", "PROMPT"};
+constexpr size_t k_max_stops = 16;
+constexpr size_t k_max_stop_len = 256;
+
+bool is_option(std::string_view a) {
+    for (const char * o : k_options) {
+        if (iequals(a, o)) return true;
+    }
+    return false;
+}
+
+// PROMPT keys run from after PROMPT up to the next option keyword: [first, last).
+std::pair<int, int> prompt_keys(RedisModuleString ** argv, int argc) {
+    for (int i = 2; i < argc; ++i) {
+        if (!iequals(rm::str(argv[i]), "PROMPT")) continue;
+        int end = i + 1;
+        while (end < argc && !is_option(rm::str(argv[end]))) ++end;
+        return {i + 1, end};
+    }
+    return {0, 0};
+}
+
+int reply_result(RedisModuleCtx * ctx, infer_result & r, bool meta) {
+    if (!meta) return RedisModule_ReplyWithStringBuffer(ctx, r.text.data(), r.text.size());
+    RedisModule_ReplyWithMap(ctx, 8);
+    RedisModule_ReplyWithCString(ctx, "text");
+    RedisModule_ReplyWithStringBuffer(ctx, r.text.data(), r.text.size());
+    RedisModule_ReplyWithCString(ctx, "finish_reason");
+    RedisModule_ReplyWithCString(ctx, finish_reason_name(r.finish));
+    RedisModule_ReplyWithCString(ctx, "prompt_tokens");
+    RedisModule_ReplyWithLongLong(ctx, r.prompt_tokens);
+    RedisModule_ReplyWithCString(ctx, "completion_tokens");
+    RedisModule_ReplyWithLongLong(ctx, r.completion_tokens);
+    RedisModule_ReplyWithCString(ctx, "queue_ms");
+    RedisModule_ReplyWithDouble(ctx, r.queue_ms);
+    RedisModule_ReplyWithCString(ctx, "prefill_ms");
+    RedisModule_ReplyWithDouble(ctx, r.prefill_ms);
+    RedisModule_ReplyWithCString(ctx, "decode_ms");
+    RedisModule_ReplyWithDouble(ctx, r.decode_ms);
+    RedisModule_ReplyWithCString(ctx, "tokens_per_sec");
+    RedisModule_ReplyWithDouble(ctx, r.decode_ms > 0 ? (r.completion_tokens - 1) * 1000.0 / r.decode_ms : 0.0);
+    return REDISMODULE_OK;
+}
+
+}  // namespace
+
+// INFER.GENERATE model (PROMPT key [key ...] | TEXT text) [MAX_TOKENS n] [TEMPERATURE t]
+//     [TOP_K k] [TOP_P p] [MIN_P p] [REPEAT_PENALTY r] [SEED s] [STOP str]... [TIMEOUT ms]
+//     [WITHMETA]
+//   PROMPT keys are token keys (packed little-endian uint32), concatenated in order; they are
+//   read once, when the command arrives. TEXT is tokenized with special tokens parsed and BOS
+//   added when the model asks for it. Defaults: MAX_TOKENS 256, TEMPERATURE 0.8 (0 = greedy),
+//   TOP_K 40, TOP_P 0.95, MIN_P 0.05, REPEAT_PENALTY 1 (off), SEED random, no STOP (up to 16),
+//   no TIMEOUT. On TIMEOUT the text so far is returned with finish_reason "timeout".
+// Reply: the generated text; with WITHMETA a map: text, finish_reason
+//   (eos|length|stop|timeout|cancelled), prompt_tokens, completion_tokens, queue_ms,
+//   prefill_ms, decode_ms, tokens_per_sec.
+// Errors: ERR no such model; ERR model is still loading; ERR token key '<k>' does not exist;
+//   WRONGTYPE; ERR token key '<k>' is not packed uint32; ERR token id out of range; ERR the
+//   prompt is empty; ERR prompt too long; ERR prompt plus MAX_TOKENS exceeds the context; range
+//   and type errors for every number (NaN and infinities refused); ERR unknown option; ERR queue
+//   full for model; cannot be called inside MULTI or scripts; wrong arity.
+int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
+    if (RedisModule_IsKeysPositionRequest(ctx)) {
+        const auto [first, last] = prompt_keys(argv, argc);
+        for (int i = first; i < last; ++i) RedisModule_KeyAtPosWithFlags(ctx, i, REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS);
+        return REDISMODULE_OK;
+    }
+    if (argc < 4) return RedisModule_WrongArity(ctx);
+
+    auto req = std::make_unique<infer_request>();
+    req->kind = request_kind_generate;
+    bool meta = false, have_prompt = false;
+    std::vector<RedisModuleString *> keys;
+    arg_reader r(argv, argc, 2);
+    while (!r.done()) {
+        if (r.match("PROMPT")) {
+            if (have_prompt) throw rm::reply_error("ERR give either PROMPT or TEXT, once");
+            have_prompt = true;
+            while (!r.done() && !is_option(r.peek())) keys.push_back(r.next_raw("PROMPT"));
+            if (keys.empty()) throw rm::reply_error("ERR PROMPT needs at least one key");
+        } else if (r.match("TEXT")) {
+            if (have_prompt) throw rm::reply_error("ERR give either PROMPT or TEXT, once");
+            have_prompt = true;
+            const std::string_view t = r.next_str("TEXT");
+            if (t.size() > size_t(state().max_prompt_bytes)) {
+                throw rm::reply_error("ERR TEXT too long - got " + std::to_string(t.size()) + " bytes, expected at most " +
+                                      std::to_string(state().max_prompt_bytes) + " (infer.max-prompt-bytes)");
+            }
+            if (t.empty()) throw rm::reply_error("ERR the prompt is empty - got 0 bytes of TEXT, expected at least 1");
+            req->text = std::string(t);
+        } else if (r.match("MAX_TOKENS")) {
+            req->max_tokens = int32_t(r.next_int("MAX_TOKENS", 1, 1 << 20));
+        } else if (r.match("TEMPERATURE")) {
+            req->sampling.temperature = float(r.next_double("TEMPERATURE", 0, 100));
+        } else if (r.match("TOP_K")) {
+            req->sampling.top_k = int32_t(r.next_int("TOP_K", 0, 1 << 20));
+        } else if (r.match("TOP_P")) {
+            req->sampling.top_p = float(r.next_double("TOP_P", 0, 1));
+        } else if (r.match("MIN_P")) {
+            req->sampling.min_p = float(r.next_double("MIN_P", 0, 1));
+        } else if (r.match("REPEAT_PENALTY")) {
+            req->sampling.repeat_penalty = float(r.next_double("REPEAT_PENALTY", 0.01, 100));
+        } else if (r.match("SEED")) {
+            req->sampling.seed = uint32_t(r.next_int("SEED", 0, 0xFFFFFFFEll));
+        } else if (r.match("STOP")) {
+            const std::string_view s = r.next_str("STOP");
+            if (s.empty() || s.size() > k_max_stop_len) {
+                throw rm::reply_error("ERR STOP string length out of range - got " + std::to_string(s.size()) +
+                                      ", expected 1.." + std::to_string(k_max_stop_len));
+            }
+            if (req->stop.size() == k_max_stops) {
+                throw rm::reply_error("ERR too many STOP strings - got more than " + std::to_string(k_max_stops));
+            }
+            req->stop.emplace_back(s);
+        } else if (r.match("TIMEOUT")) {
+            const long long ms = r.next_int("TIMEOUT", 1, 86400000);
+            req->deadline = clock_type::now() + std::chrono::milliseconds(ms);
+        } else if (r.match("WITHMETA")) {
+            meta = true;
+        } else {
+            r.unknown_option("INFER.GENERATE");
+        }
+    }
+    if (!have_prompt) throw rm::reply_error("ERR missing PROMPT or TEXT");
+
+    auto inst = ready_model(rm::str(argv[1]));
+    const model & m = *inst->weights;
+    const size_t n_ctx = m.params().n_ctx;
+    for (RedisModuleString * k : keys) read_token_key(ctx, k, m, n_ctx, req->prompt);
+    if (!keys.empty()) {
+        if (req->prompt.empty()) throw rm::reply_error("ERR the prompt is empty - got 0 tokens, expected at least 1");
+        if (req->prompt.size() + size_t(req->max_tokens) > n_ctx) {
+            throw rm::reply_error("ERR prompt plus MAX_TOKENS exceeds the context - got " +
+                                  std::to_string(req->prompt.size()) + "+" + std::to_string(req->max_tokens) +
+                                  " tokens, expected at most " + std::to_string(n_ctx));
+        }
+    } else if (size_t(req->max_tokens) >= n_ctx) {
+        throw rm::reply_error("ERR MAX_TOKENS exceeds the context - got " + std::to_string(req->max_tokens) +
+                              ", expected at most " + std::to_string(n_ctx - 1));
+    }
+    rm::require_blocking_allowed(ctx, "INFER.GENERATE");
+    rm::block_and_submit(ctx, *inst->sched, std::move(req),
+                         [meta](RedisModuleCtx * c, infer_result & res) { return reply_result(c, res, meta); });
+    return REDISMODULE_OK;
+}
+
+}  // namespace infer::cmd

@@ -1,0 +1,99 @@
+// INFER.INFO and the `infer` section of INFO: what is running, on what, and how busy it is.
+#include "commands/commands.h"
+
+#include "commands/args.h"
+#include "engine/backend.h"
+
+namespace infer::cmd {
+namespace {
+
+void reply_kv(RedisModuleCtx * ctx, const char * k, const std::string & v) {
+    RedisModule_ReplyWithCString(ctx, k);
+    RedisModule_ReplyWithStringBuffer(ctx, v.data(), v.size());
+}
+void reply_kv(RedisModuleCtx * ctx, const char * k, long long v) {
+    RedisModule_ReplyWithCString(ctx, k);
+    RedisModule_ReplyWithLongLong(ctx, v);
+}
+void reply_kv(RedisModuleCtx * ctx, const char * k, double v) {
+    RedisModule_ReplyWithCString(ctx, k);
+    RedisModule_ReplyWithDouble(ctx, v);
+}
+
+void reply_model_stats(RedisModuleCtx * ctx, const model_entry_view & e) {
+    const bool ready = e.instance != nullptr;
+    const scheduler_stats s = ready ? e.instance->sched->stats() : scheduler_stats{};
+    RedisModule_ReplyWithMap(ctx, 11);
+    reply_kv(ctx, "name", e.name);
+    reply_kv(ctx, "state", e.state);
+    reply_kv(ctx, "slots_busy", (long long) s.slots_busy);
+    reply_kv(ctx, "slots", (long long) (ready ? s.slots_total : e.params.n_slots));
+    reply_kv(ctx, "queue_depth", (long long) s.queue_depth);
+    reply_kv(ctx, "queue_max", (long long) s.queue_max);
+    reply_kv(ctx, "requests", (long long) s.requests_total);
+    reply_kv(ctx, "requests_failed", (long long) s.requests_failed);
+    reply_kv(ctx, "prompt_tokens", (long long) s.prompt_tokens);
+    reply_kv(ctx, "generated_tokens", (long long) s.generated_tokens);
+    reply_kv(ctx, "tokens_per_sec", s.tokens_per_sec);
+}
+
+}  // namespace
+
+// INFER.INFO [model]
+//   Without a model: a map of module_version, llama_cpp_version, backend, model_dir and models
+//   (an array with one map per model as below). With a model: that model's map:
+//   name, state (ready|loading), slots_busy, slots, queue_depth, queue_max, requests,
+//   requests_failed, prompt_tokens, generated_tokens, tokens_per_sec.
+// Errors: ERR no such model '<name>'; wrong arity.
+int cmd_info(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
+    if (argc > 2) return RedisModule_WrongArity(ctx);
+    const auto models = state().registry.list();
+    if (argc == 2) {
+        const std::string name(rm::str(argv[1]));
+        for (const auto & e : models) {
+            if (e.name == name) {
+                reply_model_stats(ctx, e);
+                return REDISMODULE_OK;
+            }
+        }
+        throw rm::reply_error("ERR no such model " + quote(name));
+    }
+    RedisModule_ReplyWithMap(ctx, 5);
+    reply_kv(ctx, "module_version", std::string(REDIS_INFER_VERSION));
+    reply_kv(ctx, "llama_cpp_version", backend_version());
+    reply_kv(ctx, "backend", backend_description());
+    reply_kv(ctx, "model_dir", state().model_dir);
+    RedisModule_ReplyWithCString(ctx, "models");
+    RedisModule_ReplyWithArray(ctx, long(models.size()));
+    for (const auto & e : models) reply_model_stats(ctx, e);
+    return REDISMODULE_OK;
+}
+
+// INFO infer: one line of module facts, then one dict line per model
+//   model_<name>:state=ready,slots_busy=0,slots=4,queue_depth=0,...
+void info_section(RedisModuleInfoCtx * ctx, int) {
+    RedisModule_InfoAddSection(ctx, "");
+    RedisModule_InfoAddFieldCString(ctx, "module_version", REDIS_INFER_VERSION);
+    RedisModule_InfoAddFieldCString(ctx, "llama_cpp_version", backend_version().c_str());
+    RedisModule_InfoAddFieldCString(ctx, "backend", backend_description().c_str());
+    const auto models = state().registry.list();
+    RedisModule_InfoAddFieldLongLong(ctx, "models", (long long) models.size());
+    for (const auto & e : models) {
+        std::string field = "model_";
+        for (char c : e.name) field += (isalnum((unsigned char) c) || c == '_' || c == '-') ? c : '_';
+        const scheduler_stats s = e.instance ? e.instance->sched->stats() : scheduler_stats{};
+        RedisModule_InfoBeginDictField(ctx, field.c_str());
+        RedisModule_InfoAddFieldCString(ctx, "state", e.state.c_str());
+        RedisModule_InfoAddFieldULongLong(ctx, "slots_busy", s.slots_busy);
+        RedisModule_InfoAddFieldULongLong(ctx, "slots", s.slots_total);
+        RedisModule_InfoAddFieldULongLong(ctx, "queue_depth", s.queue_depth);
+        RedisModule_InfoAddFieldULongLong(ctx, "requests", s.requests_total);
+        RedisModule_InfoAddFieldULongLong(ctx, "requests_failed", s.requests_failed);
+        RedisModule_InfoAddFieldULongLong(ctx, "prompt_tokens", s.prompt_tokens);
+        RedisModule_InfoAddFieldULongLong(ctx, "generated_tokens", s.generated_tokens);
+        RedisModule_InfoAddFieldDouble(ctx, "tokens_per_sec", s.tokens_per_sec);
+        RedisModule_InfoEndDictField(ctx);
+    }
+}
+
+}  // namespace infer::cmd

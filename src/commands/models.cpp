@@ -1,0 +1,187 @@
+// Model management: INFER.LOAD, INFER.UNLOAD, INFER.MODELS and MODEL module arguments.
+// Loading and unloading happen on the registry's loader thread; the calling client is blocked,
+// the server is not.
+#include "commands/commands.h"
+
+#include "commands/args.h"
+#include "engine/model_path.h"
+#include "redis/blocking.h"
+
+#include <thread>
+
+namespace infer::cmd {
+namespace {
+
+struct load_args {
+    std::string name;
+    std::string path;  // resolved
+    model_params params = model_default_params();
+    bool replace = false;
+};
+
+// Limits that keep llama.cpp's own asserts out of reach.
+constexpr long long k_max_ctx = 1 << 20;
+constexpr long long k_max_slots = 256;  // LLAMA_MAX_SEQ
+constexpr long long k_max_batch = 1 << 16;
+constexpr long long k_max_threads = 512;
+
+void check_name(std::string_view name) {
+    bool ok = !name.empty() && name.size() <= 64;
+    for (char c : name) ok = ok && (isalnum((unsigned char) c) || c == '_' || c == '-' || c == '.');
+    if (!ok) {
+        throw rm::reply_error("ERR invalid model name - got " + quote(name) +
+                              ", expected 1-64 characters of letters, digits, '_', '-', '.'");
+    }
+}
+
+load_args parse_load(RedisModuleString ** argv, int argc, int pos, bool allow_replace) {
+    load_args a;
+    arg_reader r(argv, argc, pos);
+    a.name = r.next_str("model name");
+    check_name(a.name);
+    const std::string user_path(r.next_str("model path"));
+    while (!r.done()) {
+        if (r.match("CTX")) a.params.n_ctx = uint32_t(r.next_int("CTX", 16, k_max_ctx));
+        else if (r.match("SLOTS")) a.params.n_slots = uint32_t(r.next_int("SLOTS", 1, k_max_slots));
+        else if (r.match("BATCH")) a.params.n_batch = uint32_t(r.next_int("BATCH", 1, k_max_batch));
+        else if (r.match("GPU_LAYERS")) a.params.n_gpu_layers = int32_t(r.next_int("GPU_LAYERS", -1, 1024));
+        else if (r.match("THREADS")) a.params.n_threads = int32_t(r.next_int("THREADS", 1, k_max_threads));
+        else if (allow_replace && r.match("REPLACE")) a.replace = true;
+        else r.unknown_option("INFER.LOAD");
+    }
+    if (state().model_dir.empty()) throw rm::reply_error("ERR infer.model-dir is not set - set it at start-up");
+    const auto resolved = model_path_resolve(state().model_dir, user_path);
+    if (!resolved) {
+        // One message for missing, outside, symlinked-out, directory, device or FIFO: the
+        // reply must not reveal what exists outside the model directory.
+        throw rm::reply_error("ERR model path not found or not a regular file inside infer.model-dir - got " +
+                              quote(user_path));
+    }
+    a.path = *resolved;
+    a.params.path = a.path;
+    a.params.queue_max = uint32_t(state().queue_max);
+    return a;
+}
+
+}  // namespace
+
+// INFER.LOAD name path [CTX n] [SLOTS n] [BATCH n] [GPU_LAYERS n] [THREADS n] [REPLACE]
+//   Loads a GGUF from inside infer.model-dir, off the main thread (the client waits, the
+//   server does not). CTX is tokens per slot (prompt + output, default min(4096, trained)),
+//   SLOTS concurrent sequences (default 4, at most 256), BATCH tokens per decode step
+//   (default 512), GPU_LAYERS layers on the GPU (-1 all, default 0), THREADS CPU threads
+//   (default cores - 1). REPLACE swaps a loaded model: new requests go to the new one, requests
+//   in flight finish on the old one, which is then freed.
+// Reply: +OK once the model is ready.
+// Errors: ERR infer.model-dir is not set; ERR model path not found or not a regular file inside
+//   infer.model-dir - got '<path>'; ERR model '<name>' is already loaded - use REPLACE to swap it;
+//   ERR model '<name>' is already being loaded; ERR cannot load model '<name>' - <reason>;
+//   ERR invalid model name; range errors for the numbers; ERR unknown option; wrong arity.
+int cmd_load(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
+    if (argc < 3) return RedisModule_WrongArity(ctx);
+    load_args a = parse_load(argv, argc, 1, true);
+    rm::require_blocking_allowed(ctx, "INFER.LOAD");
+    const rm::pending_reply pending = rm::block_client(ctx, std::make_shared<request_control>(),
+        [](RedisModuleCtx * c, infer_result &) { return RedisModule_ReplyWithSimpleString(c, "OK"); });
+    const std::string err = state().registry.load_async(a.name, a.params, a.replace, [pending](const std::string & e) {
+        infer_result r;
+        r.error = e;
+        pending.complete(std::move(r));
+    });
+    if (!err.empty()) {
+        pending.abort();
+        throw rm::reply_error(err);
+    }
+    return REDISMODULE_OK;
+}
+
+// INFER.UNLOAD name
+//   Removes the model at once (new requests get "no such model"); queued requests get
+//   "ERR model '<name>' was unloaded", running ones end with that error too; the reply comes
+//   once its memory is returned.
+// Reply: +OK.  Errors: ERR no such model '<name>'; ERR model '<name>' is still loading; arity.
+int cmd_unload(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
+    if (argc != 2) return RedisModule_WrongArity(ctx);
+    const std::string name(rm::str(argv[1]));
+    rm::require_blocking_allowed(ctx, "INFER.UNLOAD");
+    const rm::pending_reply pending = rm::block_client(ctx, std::make_shared<request_control>(),
+        [](RedisModuleCtx * c, infer_result &) { return RedisModule_ReplyWithSimpleString(c, "OK"); });
+    const std::string err = state().registry.unload_async(name, [pending](const std::string & e) {
+        infer_result r;
+        r.error = e;
+        pending.complete(std::move(r));
+    });
+    if (!err.empty()) {
+        pending.abort();
+        throw rm::reply_error(err);
+    }
+    return REDISMODULE_OK;
+}
+
+// INFER.MODELS
+//   Reply: an array with one map per model: name, state (ready|loading), path, arch,
+//   description, parameters, size_bytes, vocab_size, context (per slot), context_train, slots,
+//   batch, threads, gpu_layers. Loading models show only what is known before load.
+int cmd_models(RedisModuleCtx * ctx, RedisModuleString **, int argc) {
+    if (argc != 1) return RedisModule_WrongArity(ctx);
+    const auto models = state().registry.list();
+    RedisModule_ReplyWithArray(ctx, long(models.size()));
+    for (const auto & e : models) {
+        const model_info info = e.instance ? e.instance->weights->info() : model_info{};
+        const model_params & p = e.params;
+        RedisModule_ReplyWithMap(ctx, 14);
+        auto kv_s = [&](const char * k, const std::string & v) {
+            RedisModule_ReplyWithCString(ctx, k);
+            RedisModule_ReplyWithStringBuffer(ctx, v.data(), v.size());
+        };
+        auto kv_i = [&](const char * k, long long v) {
+            RedisModule_ReplyWithCString(ctx, k);
+            RedisModule_ReplyWithLongLong(ctx, v);
+        };
+        kv_s("name", e.name);
+        kv_s("state", e.state);
+        kv_s("path", p.path);
+        kv_s("arch", info.arch);
+        kv_s("description", info.description);
+        kv_i("parameters", (long long) info.n_params);
+        kv_i("size_bytes", (long long) info.size_bytes);
+        kv_i("vocab_size", info.n_vocab);
+        kv_i("context", p.n_ctx);
+        kv_i("context_train", info.n_ctx_train);
+        kv_i("slots", p.n_slots);
+        kv_i("batch", p.n_batch);
+        kv_i("threads", p.n_threads);
+        kv_i("gpu_layers", p.n_gpu_layers);
+    }
+    return REDISMODULE_OK;
+}
+
+// Module arguments: MODEL name path [CTX n] [SLOTS n] ... [MODEL name path ...]
+// Models load in the background after start-up; INFER.MODELS shows them as "loading" until ready.
+int models_from_module_args(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
+    int i = 0;
+    while (i < argc) {
+        if (!iequals(rm::str(argv[i]), "MODEL")) {
+            RedisModule_Log(ctx, "warning", "unknown module argument '%s' (expected MODEL name path [options])",
+                            std::string(rm::str(argv[i])).c_str());
+            return REDISMODULE_ERR;
+        }
+        int end = i + 1;
+        while (end < argc && !iequals(rm::str(argv[end]), "MODEL")) ++end;
+        try {
+            const load_args a = parse_load(argv, end, i + 1, false);
+            const std::string name = a.name;
+            const std::string err = state().registry.load_async(a.name, a.params, false, [name](const std::string & e) {
+                if (!e.empty()) rm::log("warning", "start-up load of model " + name + " failed: " + e);
+            });
+            if (!err.empty()) throw rm::reply_error(err);
+        } catch (const std::exception & e) {
+            RedisModule_Log(ctx, "warning", "bad MODEL module argument: %s", e.what());
+            return REDISMODULE_ERR;
+        }
+        i = end;
+    }
+    return REDISMODULE_OK;
+}
+
+}  // namespace infer::cmd

@@ -1,0 +1,110 @@
+// Token keys: INFER.TOKENIZE, INFER.DETOKENIZE, and the one reader of token keys every command
+// uses. Tokenizing is CPU work, so it runs on the model's scheduler thread, not here.
+#include "commands/commands.h"
+
+#include "commands/args.h"
+#include "redis/blocking.h"
+
+namespace infer::cmd {
+
+std::shared_ptr<model_instance> ready_model(std::string_view name) {
+    const std::string n(name);
+    if (auto inst = state().registry.find(n)) return inst;
+    if (state().registry.is_loading(n)) throw rm::reply_error("ERR model " + quote(n) + " is still loading");
+    throw rm::reply_error("ERR no such model " + quote(n));
+}
+
+void read_token_key(RedisModuleCtx * ctx, RedisModuleString * key, const model & m, size_t max_tokens,
+                    std::vector<token> & out) {
+    rm::rm_key k(static_cast<RedisModuleKey *>(RedisModule_OpenKey(ctx, key, REDISMODULE_READ)));
+    const int type = RedisModule_KeyType(k.get());
+    if (type == REDISMODULE_KEYTYPE_EMPTY) throw rm::reply_error("ERR token key " + quote(rm::str(key)) + " does not exist");
+    if (type != REDISMODULE_KEYTYPE_STRING) {
+        throw rm::reply_error("WRONGTYPE Operation against a key holding the wrong kind of value");
+    }
+    size_t len = 0;
+    const char * p = RedisModule_StringDMA(k.get(), &len, REDISMODULE_READ);
+    const blob_check c = tokens_append_blob({p, len}, m.info().n_vocab, max_tokens, out);
+    switch (c.status) {
+        case blob_status_ok: return;
+        case blob_status_bad_length:
+            throw rm::reply_error("ERR token key " + quote(rm::str(key)) + " is not packed uint32 - got " +
+                                  std::to_string(len) + " bytes, expected a multiple of 4");
+        case blob_status_bad_token:
+            throw rm::reply_error("ERR token id out of range in key " + quote(rm::str(key)) + " at index " +
+                                  std::to_string(c.index) + " - got " + std::to_string(c.value) + ", expected 0.." +
+                                  std::to_string(m.info().n_vocab - 1));
+        case blob_status_too_long:
+            throw rm::reply_error("ERR prompt too long - got " + std::to_string(out.size() + len / 4) +
+                                  " tokens, expected at most " + std::to_string(max_tokens));
+    }
+}
+
+// INFER.TOKENIZE model text [STORE key] [NO_SPECIAL]
+//   Tokenizes text with the model's vocabulary. Special tokens written as text (such as
+//   <|im_start|>) become their control ids unless NO_SPECIAL; BOS is prepended when the model's
+//   metadata asks for it.
+// Reply: an array of integer ids; with STORE, the key is set to the packed little-endian uint32
+//   ids (a token key, replicated like any SET) and the reply is the number of tokens.
+// Errors: ERR no such model; ERR model is still loading; ERR queue full; ERR unknown option;
+//   ACL/OOM errors from the SET; cannot be called inside MULTI or scripts; wrong arity.
+int cmd_tokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
+    if (RedisModule_IsKeysPositionRequest(ctx)) {
+        for (int i = 3; i + 1 < argc; ++i) {
+            if (iequals(rm::str(argv[i]), "STORE")) RedisModule_KeyAtPosWithFlags(ctx, i + 1, REDISMODULE_CMD_KEY_OW | REDISMODULE_CMD_KEY_UPDATE);
+        }
+        return REDISMODULE_OK;
+    }
+    if (argc < 3) return RedisModule_WrongArity(ctx);
+    auto req = std::make_unique<infer_request>();
+    req->kind = request_kind_tokenize;
+    req->text = std::string(rm::str(argv[2]));
+    RedisModuleString * store = nullptr;
+    arg_reader r(argv, argc, 3);
+    while (!r.done()) {
+        if (r.match("STORE")) store = r.next_raw("STORE");
+        else if (r.match("NO_SPECIAL")) req->parse_special = false;
+        else r.unknown_option("INFER.TOKENIZE");
+    }
+    auto inst = ready_model(rm::str(argv[1]));
+    rm::require_blocking_allowed(ctx, "INFER.TOKENIZE");
+    if (!store) {
+        rm::block_and_submit(ctx, *inst->sched, std::move(req), [](RedisModuleCtx * c, infer_result & res) {
+            RedisModule_ReplyWithArray(c, long(res.tokens.size()));
+            for (token t : res.tokens) RedisModule_ReplyWithLongLong(c, t);
+            return REDISMODULE_OK;
+        });
+        return REDISMODULE_OK;
+    }
+    std::string key(rm::str(store));
+    rm::block_and_submit(ctx, *inst->sched, std::move(req), [key](RedisModuleCtx * c, infer_result & res) {
+        // Keyspace writes happen here, on the main thread, as the caller (ACL) and replicated.
+        const std::string blob = tokens_to_blob(res.tokens);
+        rm::rm_call_reply rep(RedisModule_Call(c, "SET", "!CEMbb", key.data(), key.size(), blob.data(), blob.size()));
+        if (!rep) return RedisModule_ReplyWithError(c, "ERR could not write the STORE key");
+        if (RedisModule_CallReplyType(rep.get()) == REDISMODULE_REPLY_ERROR) return RedisModule_ReplyWithCallReply(c, rep.get());
+        return RedisModule_ReplyWithLongLong(c, (long long) res.tokens.size());
+    });
+    return REDISMODULE_OK;
+}
+
+// INFER.DETOKENIZE model key
+//   Turns a token key back into text (special tokens rendered).
+// Reply: bulk string.
+// Errors: ERR token key '<key>' does not exist; WRONGTYPE; ERR token key '<key>' is not packed
+//   uint32; ERR token id out of range; ERR prompt too long (infer.max-prompt-bytes); ERR no such
+//   model; cannot be called inside MULTI or scripts; wrong arity.
+int cmd_detokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
+    if (argc != 3) return RedisModule_WrongArity(ctx);
+    auto inst = ready_model(rm::str(argv[1]));
+    auto req = std::make_unique<infer_request>();
+    req->kind = request_kind_detokenize;
+    read_token_key(ctx, argv[2], *inst->weights, size_t(state().max_prompt_bytes / 4), req->prompt);
+    rm::require_blocking_allowed(ctx, "INFER.DETOKENIZE");
+    rm::block_and_submit(ctx, *inst->sched, std::move(req), [](RedisModuleCtx * c, infer_result & res) {
+        return RedisModule_ReplyWithStringBuffer(c, res.text.data(), res.text.size());
+    });
+    return REDISMODULE_OK;
+}
+
+}  // namespace infer::cmd

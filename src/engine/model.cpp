@@ -1,0 +1,96 @@
+// See model.h.
+#include "engine/model.h"
+
+#include "engine/backend.h"
+
+#include <algorithm>
+#include <climits>
+#include <thread>
+
+namespace infer {
+
+model_params model_default_params() {
+    model_params p;
+    p.n_ctx = 0;
+    p.n_slots = 0;
+    p.n_batch = 0;
+    p.n_gpu_layers = 0;
+    p.n_threads = 0;
+    p.queue_max = 0;
+    return p;
+}
+
+std::shared_ptr<model> model::load(const model_params & params, std::string & err) {
+    llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = params.n_gpu_layers;
+    llama_model_ptr m(llama_model_load_from_file(params.path.c_str(), mp));
+    if (!m) {
+        err = "llama.cpp could not load the file (see the server log)";
+        return nullptr;
+    }
+    auto out = std::shared_ptr<model>(new model());
+    out->vocab_ = llama_model_get_vocab(m.get());
+    if (!out->vocab_ || llama_vocab_n_tokens(out->vocab_) <= 0) {
+        err = "the model has no vocabulary";
+        return nullptr;
+    }
+    model_info & i = out->info_;
+    i.path = params.path;
+    char buf[256];
+    if (llama_model_meta_val_str(m.get(), "general.architecture", buf, sizeof buf) >= 0) i.arch = buf;
+    llama_model_desc(m.get(), buf, sizeof buf);
+    i.description = buf;
+    i.n_params = llama_model_n_params(m.get());
+    i.size_bytes = llama_model_size(m.get());
+    i.n_vocab = llama_vocab_n_tokens(out->vocab_);
+    i.n_ctx_train = llama_model_n_ctx_train(m.get());
+    i.add_bos = llama_vocab_get_add_bos(out->vocab_);
+    if (const char * t = llama_model_chat_template(m.get(), nullptr)) i.chat_template = t;
+
+    out->params_ = params;
+    model_params & p = out->params_;
+    if (p.n_ctx == 0) p.n_ctx = uint32_t(std::min(4096, std::max(1, i.n_ctx_train)));
+    if (p.n_slots == 0) p.n_slots = 4;
+    if (p.n_batch == 0) p.n_batch = 512;
+    if (p.n_threads == 0) p.n_threads = int32_t(std::max(1u, std::thread::hardware_concurrency() - 1));
+    if (p.queue_max == 0) p.queue_max = 64;
+    out->model_ = std::move(m);
+    return out;
+}
+
+std::vector<token> model::tokenize(std::string_view text, bool parse_special, bool add_bos) const {
+    if (text.size() > size_t(INT32_MAX)) return {};
+    const bool bos = add_bos && info_.add_bos;
+    // A token is at least one byte, plus BOS/EOS: text.size() + 2 is always enough.
+    std::vector<token> out(text.size() + 2);
+    const int32_t n = llama_tokenize(vocab_, text.data(), int32_t(text.size()), out.data(), int32_t(out.size()), bos,
+                                     parse_special);
+    out.resize(n > 0 ? size_t(n) : 0);
+    return out;
+}
+
+std::string model::detokenize(const std::vector<token> & tokens) const {
+    std::string out;
+    out.resize(tokens.size() * 8 + 16);
+    int32_t n = llama_detokenize(vocab_, tokens.data(), int32_t(tokens.size()), out.data(), int32_t(out.size()),
+                                 /*remove_special=*/false, /*unparse_special=*/true);
+    if (n < 0) {
+        out.resize(size_t(-n));
+        n = llama_detokenize(vocab_, tokens.data(), int32_t(tokens.size()), out.data(), int32_t(out.size()), false,
+                             true);
+    }
+    out.resize(n > 0 ? size_t(n) : 0);
+    return out;
+}
+
+std::string model::piece(token t) const {
+    char buf[128];
+    int32_t n = llama_token_to_piece(vocab_, t, buf, sizeof buf, 0, /*special=*/false);
+    if (n >= 0) return std::string(buf, size_t(n));
+    std::string s(size_t(-n), '\0');
+    n = llama_token_to_piece(vocab_, t, s.data(), int32_t(s.size()), 0, false);
+    s.resize(n > 0 ? size_t(n) : 0);
+    return s;
+}
+
+}  // namespace infer

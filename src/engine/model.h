@@ -1,0 +1,70 @@
+// A loaded GGUF: the weights (once in memory, shared by every context and slot) and the facts
+// about it that other threads need. Everything here is immutable after load and thread-safe to
+// read; tokenization only reads the vocabulary, so it is thread-safe too (but it is CPU work:
+// the Redis main thread must not call it, the scheduler thread does).
+#pragma once
+
+#include "engine/tokens.h"
+
+#include <llama-cpp.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace infer {
+
+struct model_params {
+    std::string path;        // absolute, already resolved inside the model directory
+    uint32_t n_ctx;          // tokens per slot (prompt + output); 0 = min(4096, trained context)
+    uint32_t n_slots;        // concurrent sequences; 0 = 4
+    uint32_t n_batch;        // max tokens per decode step (chunked prefill budget); 0 = 512
+    int32_t  n_gpu_layers;   // layers offloaded to the GPU; -1 = all, 0 = none
+    int32_t  n_threads;      // CPU threads for decoding; 0 = cores - 1 (a core stays with Redis)
+    uint32_t queue_max;      // bounded request queue; 0 = 64
+};
+
+model_params model_default_params();
+
+struct model_info {
+    std::string path;
+    std::string arch;          // general.architecture, e.g. "qwen3"
+    std::string description;   // llama_model_desc, e.g. "qwen3 0.6B Q8_0"
+    uint64_t n_params = 0;
+    uint64_t size_bytes = 0;
+    int32_t n_vocab = 0;
+    int32_t n_ctx_train = 0;
+    bool add_bos = false;
+    std::string chat_template;  // empty if the GGUF has none
+};
+
+class model {
+public:
+    // Loads the weights. Returns nullptr and sets err on failure (llama.cpp's own reason is in
+    // the log). Slow: call it off the main thread.
+    static std::shared_ptr<model> load(const model_params & params, std::string & err);
+
+    const model_info & info() const { return info_; }
+    const model_params & params() const { return params_; }
+    llama_model * raw() const { return model_.get(); }
+    const llama_vocab * vocab() const { return vocab_; }
+
+    // Text -> ids. parse_special: "<|im_start|>" becomes its control token instead of text.
+    // add_bos: prepend BOS when the model's metadata asks for it.
+    std::vector<token> tokenize(std::string_view text, bool parse_special, bool add_bos) const;
+    // Ids -> text; special tokens are rendered (they are part of a stored conversation).
+    std::string detokenize(const std::vector<token> & tokens) const;
+    // One generated token's bytes (special tokens not rendered, as a reply should not show them).
+    std::string piece(token t) const;
+    bool is_eog(token t) const { return llama_vocab_is_eog(vocab_, t); }
+
+private:
+    model_params params_;
+    model_info info_;
+    llama_model_ptr model_;
+    const llama_vocab * vocab_ = nullptr;
+};
+
+}  // namespace infer

@@ -1,0 +1,393 @@
+// See scheduler.h for the model. Rejected designs, for the record:
+// - One thread or context per request (the seeds' worker pool): weights are shared but KV and
+//   compute are not batched, so throughput stops growing at the core count.
+// - A separate decode per slot: one llama_decode over all slots costs barely more than one
+//   slot's, because decoding is bound by reading the weights.
+#include "engine/scheduler.h"
+
+#include "engine/backend.h"
+#include "engine/sampling.h"
+
+#include <pthread.h>
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace infer {
+
+struct scheduler::slot {
+    llama_seq_id seq = 0;
+    std::unique_ptr<infer_request> req;  // null = free
+    llama_sampler_ptr sampler;
+    std::vector<token> prompt;
+    size_t n_prefilled = 0;   // prompt tokens already in the KV cache
+    llama_pos n_past = 0;     // next position
+    token last = -1;          // sampled, not yet decoded
+    bool generating = false;  // prompt fully prefilled
+    int32_t batch_index = -1; // index of this slot's logits in the current batch, -1 = none
+    std::string text;
+    std::vector<token> generated;
+    clock_type::time_point t_admit, t_first;
+};
+
+namespace {
+
+double ms_between(clock_type::time_point a, clock_type::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+void batch_add(llama_batch & b, token t, llama_pos pos, llama_seq_id seq, bool logits) {
+    const int32_t i = b.n_tokens++;
+    b.token[i] = t;
+    b.pos[i] = pos;
+    b.n_seq_id[i] = 1;
+    b.seq_id[i][0] = seq;
+    b.logits[i] = logits;
+}
+
+}  // namespace
+
+scheduler::scheduler(std::string name, std::shared_ptr<const model> m)
+    : name_(std::move(name)),
+      model_(std::move(m)),
+      n_ctx_(model_->params().n_ctx),
+      n_batch_(model_->params().n_batch),
+      queue_max_(model_->params().queue_max) {
+    const model_params & p = model_->params();
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = p.n_ctx * p.n_slots;
+    cp.n_seq_max = p.n_slots;
+    cp.n_batch = p.n_batch;
+    cp.n_ubatch = std::min<uint32_t>(p.n_batch, 512);
+    cp.n_threads = p.n_threads;
+    cp.n_threads_batch = p.n_threads;
+    cp.kv_unified = true;
+    cp.no_perf = true;
+    ctx_.reset(llama_init_from_model(model_->raw(), cp));
+    if (!ctx_) throw std::runtime_error("llama.cpp could not create a context (see the server log)");
+
+    batch_ = llama_batch_init(int32_t(p.n_batch), 0, 1);
+    for (uint32_t i = 0; i < p.n_slots; ++i) {
+        slots_.push_back(std::make_unique<slot>());
+        slots_.back()->seq = llama_seq_id(i);
+    }
+    thread_ = std::thread([this] { run(); });
+}
+
+scheduler::~scheduler() {
+    stop(stop_mode_cancel);
+    llama_batch_free(batch_);
+}
+
+submit_status scheduler::submit(std::unique_ptr<infer_request> & req) {
+    {
+        std::lock_guard lk(mu_);
+        if (stopping_) return submit_status_stopped;
+        if (queue_.size() >= queue_max_) return submit_status_queue_full;
+        req->posted = clock_type::now();
+        queue_.push_back(std::move(req));
+        queue_depth_.store(uint32_t(queue_.size()), std::memory_order_relaxed);
+    }
+    cv_.notify_one();
+    return submit_status_ok;
+}
+
+void scheduler::stop(stop_mode mode) {
+    {
+        std::lock_guard lk(mu_);
+        if (!stopping_) {
+            stopping_ = true;
+            stop_mode_ = mode;
+        } else if (mode == stop_mode_cancel) {
+            stop_mode_ = stop_mode_cancel;  // a drain can be hurried along, never the reverse
+        }
+    }
+    cv_.notify_one();
+    std::lock_guard jl(join_mu_);
+    if (thread_.joinable()) thread_.join();
+}
+
+scheduler_stats scheduler::stats() const {
+    scheduler_stats s;
+    s.slots_busy = slots_busy_.load(std::memory_order_relaxed);
+    s.slots_total = uint32_t(slots_.size());
+    s.queue_depth = queue_depth_.load(std::memory_order_relaxed);
+    s.queue_max = queue_max_;
+    s.requests_total = requests_total_.load(std::memory_order_relaxed);
+    s.requests_failed = requests_failed_.load(std::memory_order_relaxed);
+    s.prompt_tokens = prompt_tokens_.load(std::memory_order_relaxed);
+    s.generated_tokens = generated_tokens_.load(std::memory_order_relaxed);
+    s.steps = steps_.load(std::memory_order_relaxed);
+    s.busy_seconds = double(busy_us_.load(std::memory_order_relaxed)) / 1e6;
+    s.tokens_per_sec = s.busy_seconds > 0 ? double(s.generated_tokens) / s.busy_seconds : 0.0;
+    return s;
+}
+
+size_t scheduler::free_slots() const {
+    return size_t(std::count_if(slots_.begin(), slots_.end(), [](const auto & s) { return !s->req; }));
+}
+
+void scheduler::complete(infer_request & r, infer_result && res) {
+    requests_total_.fetch_add(1, std::memory_order_relaxed);
+    if (!res.error.empty()) requests_failed_.fetch_add(1, std::memory_order_relaxed);
+    auto done = std::move(r.on_done);
+    r.on_done = nullptr;
+    if (!done) return;
+    try {
+        done(std::move(res));
+    } catch (const std::exception & e) {
+        log_msg(log_level::error, "model %s: completion callback threw: %s", name_.c_str(), e.what());
+    }
+}
+
+void scheduler::run() {
+    pthread_setname_np(pthread_self(), ("infer:" + name_).substr(0, 15).c_str());
+    std::deque<std::unique_ptr<infer_request>> intake;
+    for (;;) {
+        bool cancel_all = false;
+        {
+            std::unique_lock lk(mu_);
+            const bool idle = free_slots() == slots_.size();
+            if (idle) cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
+            if (stopping_ && stop_mode_ == stop_mode_cancel) {
+                cancel_all = true;
+                while (!queue_.empty()) {
+                    intake.push_back(std::move(queue_.front()));
+                    queue_.pop_front();
+                }
+            } else if (stopping_ && queue_.empty() && free_slots() == slots_.size()) {
+                break;
+            } else {
+                // Utility requests and finished-before-start requests never wait for a slot;
+                // generate requests take free slots in arrival order.
+                size_t room = free_slots();
+                const auto now = clock_type::now();
+                for (auto it = queue_.begin(); it != queue_.end();) {
+                    infer_request & r = **it;
+                    const bool ends_now = r.control->cancelled.load() || now >= r.deadline;
+                    if (r.kind != request_kind_generate || ends_now || room > 0) {
+                        if (r.kind == request_kind_generate && !ends_now) --room;
+                        intake.push_back(std::move(*it));
+                        it = queue_.erase(it);
+                    } else {
+                        ++it;
+                    }
+                }
+            }
+            queue_depth_.store(uint32_t(queue_.size()), std::memory_order_relaxed);
+        }
+
+        if (cancel_all) {
+            const std::string err = "ERR model '" + name_ + "' was unloaded";
+            for (auto & r : intake) {
+                infer_result res;
+                res.error = err;
+                complete(*r, std::move(res));
+            }
+            intake.clear();
+            for (auto & s : slots_) {
+                if (s->req) fail(*s, err + " during generation");
+            }
+            break;
+        }
+        try {
+            step(intake);
+        } catch (const std::exception & e) {
+            // Only our own bookkeeping can throw here (allocation); fail what is running.
+            log_msg(log_level::error, "model %s: scheduler step failed: %s", name_.c_str(), e.what());
+            for (auto & s : slots_) {
+                if (s->req) fail(*s, std::string("ERR internal error in the scheduler: ") + e.what());
+            }
+            intake.clear();
+        }
+    }
+    slots_busy_.store(0);
+}
+
+void scheduler::serve_utility(infer_request & r) {
+    infer_result res;
+    const model & m = *model_;
+    if (r.kind == request_kind_tokenize) {
+        res.tokens = m.tokenize(r.text, r.parse_special, /*add_bos=*/true);
+    } else if (r.kind == request_kind_detokenize) {
+        res.text = m.detokenize(r.prompt);
+    }
+    complete(r, std::move(res));
+}
+
+void scheduler::admit(std::unique_ptr<infer_request> r) {
+    const auto now = clock_type::now();
+    if (r->control->cancelled.load() || now >= r->deadline) {
+        infer_result res;
+        res.finish = r->control->cancelled.load() ? finish_reason_cancelled : finish_reason_timeout;
+        res.queue_ms = ms_between(r->posted, now);
+        complete(*r, std::move(res));
+        return;
+    }
+    std::vector<token> prompt = std::move(r->prompt);
+    if (prompt.empty() && !r->text.empty()) prompt = model_->tokenize(r->text, r->parse_special, /*add_bos=*/true);
+    infer_result err;
+    if (prompt.empty()) {
+        err.error = "ERR the prompt is empty - got 0 tokens, expected at least 1";
+    } else if (prompt.size() + size_t(r->max_tokens) > n_ctx_) {
+        err.error = "ERR prompt plus MAX_TOKENS exceeds the context - got " + std::to_string(prompt.size()) + "+" +
+                    std::to_string(r->max_tokens) + " tokens, expected at most " + std::to_string(n_ctx_);
+    }
+    if (!err.error.empty()) {
+        complete(*r, std::move(err));
+        return;
+    }
+    auto it = std::find_if(slots_.begin(), slots_.end(), [](const auto & s) { return !s->req; });
+    slot & s = **it;  // the intake only takes as many generate requests as there are free slots
+    llama_memory_seq_rm(llama_get_memory(ctx_.get()), s.seq, -1, -1);
+    s.sampler = sampler_make(r->sampling, model_->vocab());
+    if (r->sampling.repeat_penalty != 1.0f) {
+        // The penalty looks back over the prompt too, as llama-server's does.
+        const size_t from = prompt.size() > size_t(r->sampling.repeat_last_n) ? prompt.size() - r->sampling.repeat_last_n : 0;
+        for (size_t i = from; i < prompt.size(); ++i) llama_sampler_accept(s.sampler.get(), prompt[i]);
+    }
+    s.prompt = std::move(prompt);
+    s.n_prefilled = 0;
+    s.n_past = 0;
+    s.last = -1;
+    s.generating = false;
+    s.batch_index = -1;
+    s.text.clear();
+    s.generated.clear();
+    s.t_admit = now;
+    s.req = std::move(r);
+    slots_busy_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void scheduler::finish(slot & s, finish_reason why) {
+    const auto now = clock_type::now();
+    infer_result res;
+    res.finish = why;
+    res.text = std::move(s.text);
+    res.tokens = std::move(s.generated);
+    res.prompt_tokens = int32_t(s.prompt.size());
+    res.completion_tokens = int32_t(res.tokens.size());
+    res.queue_ms = ms_between(s.req->posted, s.t_admit);
+    const auto first = s.t_first == clock_type::time_point{} ? now : s.t_first;
+    res.prefill_ms = ms_between(s.t_admit, first);
+    res.decode_ms = ms_between(first, now);
+    llama_memory_seq_rm(llama_get_memory(ctx_.get()), s.seq, -1, -1);
+    auto req = std::move(s.req);
+    s.sampler.reset();
+    s.t_first = {};
+    slots_busy_.fetch_sub(1, std::memory_order_relaxed);
+    complete(*req, std::move(res));
+}
+
+void scheduler::fail(slot & s, const std::string & error) {
+    llama_memory_seq_rm(llama_get_memory(ctx_.get()), s.seq, -1, -1);
+    auto req = std::move(s.req);
+    s.sampler.reset();
+    s.t_first = {};
+    slots_busy_.fetch_sub(1, std::memory_order_relaxed);
+    infer_result res;
+    res.error = error;
+    complete(*req, std::move(res));
+}
+
+void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
+    while (!intake.empty()) {
+        auto r = std::move(intake.front());
+        intake.pop_front();
+        if (r->kind == request_kind_generate) admit(std::move(r));
+        else serve_utility(*r);
+    }
+
+    // One decode token per generating slot first, then prefill chunks in admission order.
+    batch_.n_tokens = 0;
+    int32_t budget = int32_t(n_batch_);
+    for (auto & sp : slots_) {
+        slot & s = *sp;
+        s.batch_index = -1;
+        if (!s.req || !s.generating) continue;
+        s.batch_index = batch_.n_tokens;
+        batch_add(batch_, s.last, s.n_past, s.seq, true);
+        --budget;
+    }
+    std::vector<std::pair<slot *, int32_t>> chunks;  // slot, tokens added this step
+    for (auto & sp : slots_) {
+        slot & s = *sp;
+        if (!s.req || s.generating || budget <= 0) continue;
+        const int32_t n = int32_t(std::min<size_t>(size_t(budget), s.prompt.size() - s.n_prefilled));
+        for (int32_t i = 0; i < n; ++i) {
+            const size_t k = s.n_prefilled + size_t(i);
+            const bool last = k + 1 == s.prompt.size();
+            if (last) s.batch_index = batch_.n_tokens;
+            batch_add(batch_, s.prompt[k], llama_pos(k), s.seq, last);
+        }
+        chunks.emplace_back(&s, n);
+        budget -= n;
+    }
+    if (batch_.n_tokens == 0) return;
+
+    const auto t0 = clock_type::now();
+    const int32_t rc = llama_decode(ctx_.get(), batch_);
+    steps_.fetch_add(1, std::memory_order_relaxed);
+    if (rc != 0) {
+        log_msg(log_level::error, "model %s: llama_decode returned %d for a batch of %d tokens", name_.c_str(), rc,
+                batch_.n_tokens);
+        const std::string err = "ERR inference failed - llama_decode returned " + std::to_string(rc);
+        for (auto & sp : slots_) {
+            if (sp->req && (sp->generating || sp->batch_index >= 0 ||
+                            std::any_of(chunks.begin(), chunks.end(), [&](auto & c) { return c.first == sp.get(); }))) {
+                fail(*sp, err);
+            }
+        }
+        return;
+    }
+    for (auto & [s, n] : chunks) {
+        s->n_prefilled += size_t(n);
+        s->n_past += n;
+        if (s->n_prefilled == s->prompt.size()) prompt_tokens_.fetch_add(s->prompt.size(), std::memory_order_relaxed);
+    }
+
+    const auto now = clock_type::now();
+    for (auto & sp : slots_) {
+        slot & s = *sp;
+        if (!s.req) continue;
+        if (s.batch_index >= 0) {
+            if (s.generating) ++s.n_past;  // the token decoded this step is now in the cache
+            const token t = llama_sampler_sample(s.sampler.get(), ctx_.get(), s.batch_index);
+            if (!s.generating) {
+                s.generating = true;
+                s.t_first = now;
+            }
+            if (model_->is_eog(t)) {
+                finish(s, finish_reason_eos);
+                continue;
+            }
+            generated_tokens_.fetch_add(1, std::memory_order_relaxed);
+            s.generated.push_back(t);
+            s.last = t;
+            const size_t before = s.text.size();
+            s.text += model_->piece(t);
+            // A stop string must end inside the new piece to be new.
+            size_t cut = std::string::npos;
+            for (const auto & stop : s.req->stop) {
+                const size_t from = before + 1 > stop.size() ? before + 1 - stop.size() : 0;
+                const size_t at = s.text.find(stop, from);
+                if (at != std::string::npos) cut = std::min(cut, at);
+            }
+            if (cut != std::string::npos) {
+                s.text.resize(cut);
+                finish(s, finish_reason_stop);
+                continue;
+            }
+            if (int32_t(s.generated.size()) >= s.req->max_tokens) {
+                finish(s, finish_reason_length);
+                continue;
+            }
+        }
+        if (s.req->control->cancelled.load(std::memory_order_relaxed)) finish(s, finish_reason_cancelled);
+        else if (now >= s.req->deadline) finish(s, finish_reason_timeout);
+    }
+    busy_us_.fetch_add(uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(clock_type::now() - t0).count()),
+                       std::memory_order_relaxed);
+}
+
+}  // namespace infer

@@ -1,0 +1,115 @@
+// One model's scheduler: a single thread that owns one llama_context with n_slots sequences and
+// runs continuous batching over every request posted to it.
+//
+// Each step builds one llama_batch holding one decode token for every generating slot plus
+// prefill chunks of newly admitted prompts (within the n_batch budget, so a long prompt is
+// spread over several steps and never stalls the others), calls llama_decode once, then samples
+// each slot that produced logits with its own sampler chain. Requests join and leave between
+// steps. Tokenize/detokenize requests are served between steps too, without taking a slot.
+//
+// Threading: submit(), stop() and stats() are thread-safe; everything else runs on the
+// scheduler thread. The KV cache is unified (one pool shared by all sequences) and sized
+// n_ctx * n_slots, and every request is bounded to n_ctx tokens (prompt + output) before it is
+// admitted, so admitted requests can never run out of KV cells.
+#pragma once
+
+#include "engine/model.h"
+#include "engine/request.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+namespace infer {
+
+enum submit_status {
+    submit_status_ok,          // queued; on_done will be called exactly once
+    submit_status_queue_full,  // not taken: the queue holds queue_max requests
+    submit_status_stopped,     // not taken: the scheduler is stopping or stopped
+};
+
+enum stop_mode {
+    stop_mode_drain,   // queued and running requests finish normally (REPLACE)
+    stop_mode_cancel,  // queued and running requests end now with an error (UNLOAD, shutdown)
+};
+
+struct scheduler_stats {
+    uint32_t slots_busy = 0;
+    uint32_t slots_total = 0;
+    uint32_t queue_depth = 0;
+    uint32_t queue_max = 0;
+    uint64_t requests_total = 0;     // finished requests of any kind, failed ones included
+    uint64_t requests_failed = 0;
+    uint64_t prompt_tokens = 0;      // prompt tokens prefilled
+    uint64_t generated_tokens = 0;   // tokens sampled
+    uint64_t steps = 0;              // llama_decode calls
+    double busy_seconds = 0;         // time spent in steps with at least one active slot
+    double tokens_per_sec = 0;       // generated_tokens / busy_seconds
+};
+
+class scheduler {
+public:
+    // Creates the llama_context and starts the thread. Slow (allocates the KV cache): call it off
+    // the main thread. Throws std::runtime_error if the context cannot be created.
+    scheduler(std::string name, std::shared_ptr<const model> m);
+    ~scheduler();  // stop(stop_mode_cancel), join, free the context
+
+    scheduler(const scheduler &) = delete;
+    scheduler & operator=(const scheduler &) = delete;
+
+    // Thread-safe. On submit_status_ok the request is moved out of `req`; otherwise `req` is
+    // left untouched and its on_done is never called.
+    submit_status submit(std::unique_ptr<infer_request> & req);
+
+    // Thread-safe, idempotent. Returns once the thread has exited and every request has had its
+    // on_done called. Must not be called from an on_done callback.
+    void stop(stop_mode mode);
+
+    scheduler_stats stats() const;  // thread-safe
+    const model & get_model() const { return *model_; }
+    const std::string & name() const { return name_; }
+
+private:
+    struct slot;
+    void run();
+    void step(std::deque<std::unique_ptr<infer_request>> & intake);
+    void serve_utility(infer_request & r);
+    void admit(std::unique_ptr<infer_request> r);
+    void finish(slot & s, finish_reason why);
+    void fail(slot & s, const std::string & error);
+    void complete(infer_request & r, infer_result && res);
+    size_t free_slots() const;
+
+    const std::string name_;
+    const std::shared_ptr<const model> model_;
+    const uint32_t n_ctx_;    // per slot
+    const uint32_t n_batch_;
+    const uint32_t queue_max_;
+
+    // Scheduler-thread state.
+    llama_context_ptr ctx_;
+    std::vector<std::unique_ptr<slot>> slots_;
+    llama_batch batch_{};
+
+    // Shared state, under mu_.
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<std::unique_ptr<infer_request>> queue_;
+    bool stopping_ = false;
+    stop_mode stop_mode_ = stop_mode_drain;
+
+    // Counters written by the scheduler thread, read by stats().
+    std::atomic<uint32_t> slots_busy_{0}, queue_depth_{0};
+    std::atomic<uint64_t> requests_total_{0}, requests_failed_{0}, prompt_tokens_{0}, generated_tokens_{0}, steps_{0};
+    std::atomic<uint64_t> busy_us_{0};
+
+    std::mutex join_mu_;  // serialises stop() callers around join
+    std::thread thread_;
+};
+
+}  // namespace infer

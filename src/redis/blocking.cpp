@@ -1,0 +1,78 @@
+// See blocking.h.
+#include "redis/blocking.h"
+
+namespace infer::rm {
+namespace {
+
+int on_reply(RedisModuleCtx * ctx, RedisModuleString **, int) {
+    auto * call = static_cast<blocked_call *>(RedisModule_GetBlockedClientPrivateData(ctx));
+    return guard(ctx, [&] {
+        if (!call->result.error.empty()) return RedisModule_ReplyWithError(ctx, call->result.error.c_str());
+        return call->reply(ctx, call->result);
+    });
+}
+
+int on_timeout(RedisModuleCtx * ctx, RedisModuleString **, int) {
+    // Only CLIENT UNBLOCK gets here: BlockClient is called without a Redis-side timeout.
+    if (auto * call = static_cast<blocked_call *>(RedisModule_GetBlockedClientPrivateData(ctx))) {
+        call->control->cancelled.store(true);
+    }
+    return RedisModule_ReplyWithError(ctx, "ERR request cancelled - the client was unblocked");
+}
+
+void on_free(RedisModuleCtx *, void * privdata) { delete static_cast<blocked_call *>(privdata); }
+
+void on_disconnect(RedisModuleCtx *, RedisModuleBlockedClient * bc) {
+    if (auto * call = static_cast<blocked_call *>(RedisModule_BlockClientGetPrivateData(bc))) {
+        call->control->cancelled.store(true);
+    }
+}
+
+}  // namespace
+
+void require_blocking_allowed(RedisModuleCtx * ctx, const char * command) {
+    const int flags = RedisModule_GetContextFlags(ctx);
+    if (flags & (REDISMODULE_CTX_FLAGS_MULTI | REDISMODULE_CTX_FLAGS_LUA | REDISMODULE_CTX_FLAGS_DENY_BLOCKING)) {
+        throw reply_error(std::string("ERR ") + command +
+                          " cannot run inside MULTI/EXEC, scripts or module calls - it blocks the client");
+    }
+}
+
+pending_reply block_client(RedisModuleCtx * ctx, std::shared_ptr<request_control> control, reply_fn reply) {
+    auto call = std::make_unique<blocked_call>();
+    call->control = std::move(control);
+    call->reply = std::move(reply);
+    RedisModuleBlockedClient * bc = RedisModule_BlockClient(ctx, on_reply, on_timeout, on_free, 0);
+    if (!bc) throw reply_error("ERR cannot block this client");
+    RedisModule_BlockClientSetPrivateData(bc, call.get());
+    RedisModule_SetDisconnectCallback(bc, on_disconnect);
+    return pending_reply(bc, call.release());  // Redis owns it now: on_free deletes it
+}
+
+void pending_reply::complete(infer_result && r) const {
+    call_->result = std::move(r);
+    RedisModule_UnblockClient(bc_, call_);
+}
+
+void pending_reply::abort() const {
+    // AbortBlock unblocks without callbacks and clears the private data, so on_free never sees
+    // call_: delete it here.
+    RedisModule_AbortBlock(bc_);
+    delete call_;
+}
+
+void block_and_submit(RedisModuleCtx * ctx, scheduler & sched, std::unique_ptr<infer_request> req, reply_fn reply) {
+    const pending_reply pending = block_client(ctx, req->control, std::move(reply));
+    req->on_done = [pending](infer_result && r) { pending.complete(std::move(r)); };
+    const submit_status st = sched.submit(req);
+    if (st == submit_status_ok) return;
+    pending.abort();
+    if (st == submit_status_queue_full) {
+        const auto s = sched.stats();
+        throw reply_error("ERR queue full for model '" + sched.name() + "' - " + std::to_string(s.queue_depth) +
+                          " requests waiting, limit " + std::to_string(s.queue_max));
+    }
+    throw reply_error("ERR model '" + sched.name() + "' is being unloaded");
+}
+
+}  // namespace infer::rm

@@ -1,0 +1,59 @@
+// The blocked-client protocol, in one place, for every command that hands work to the engine.
+//
+//   handler (main thread): parse + validate, then block_and_submit():
+//     - refuses inside MULTI/EXEC, Lua/functions and RM_Call without blocking permission,
+//     - BlockClient with reply, timeout and free callbacks and a disconnect callback,
+//     - posts the request; if the queue is full or the model is stopping, AbortBlock and an
+//       immediate error reply (no leaked blocked client).
+//   engine (scheduler thread): fills the typed result and calls UnblockClient.
+//   reply callback (main thread): the only place RESP is written; keyspace writes go here too.
+//   timeout callback: only CLIENT UNBLOCK reaches it (the engine enforces TIMEOUT itself, so a
+//     timed-out request still returns its partial text); it cancels the request.
+//   disconnect callback: cancels the request, which frees its slot at the next step.
+#pragma once
+
+#include "engine/request.h"
+#include "engine/scheduler.h"
+#include "redis/rm.h"
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace infer::rm {
+
+struct blocked_call {
+    std::shared_ptr<request_control> control;
+    infer_result result;
+    // Writes the reply from the result; runs on the main thread in the reply callback.
+    std::function<int(RedisModuleCtx *, infer_result &)> reply;
+};
+
+// Throws reply_error if the caller cannot be blocked (MULTI, scripts, RM_Call).
+void require_blocking_allowed(RedisModuleCtx * ctx, const char * command);
+
+using reply_fn = std::function<int(RedisModuleCtx *, infer_result &)>;
+
+// A blocked client waiting for one result. complete() may be called from any thread, exactly
+// once; abort() (main thread, before any complete()) unblocks without a reply so the handler
+// can answer with an error itself.
+class pending_reply {
+public:
+    pending_reply(RedisModuleBlockedClient * bc, blocked_call * call) : bc_(bc), call_(call) {}
+    void complete(infer_result && r) const;
+    void abort() const;
+
+private:
+    RedisModuleBlockedClient * bc_;
+    blocked_call * call_;
+};
+
+// Blocks the client; `control` is cancelled on disconnect or CLIENT UNBLOCK.
+pending_reply block_client(RedisModuleCtx * ctx, std::shared_ptr<request_control> control, reply_fn reply);
+
+// Blocks the client and submits req to sched. On any failure the client is not left blocked and
+// a reply_error is thrown. `reply` formats the result.
+void block_and_submit(RedisModuleCtx * ctx, scheduler & sched, std::unique_ptr<infer_request> req,
+                      reply_fn reply);
+
+}  // namespace infer::rm

@@ -34,7 +34,8 @@ class redis_server {
 public:
     // extra: arguments after the defaults (e.g. {"--infer.queue-size", "4"});
     // module_args: appended to --loadmodule (e.g. {"MODEL", "tiny", "tiny-q8_0.gguf"}).
-    explicit redis_server(std::vector<std::string> module_args = {}, std::vector<std::string> extra = {});
+    explicit redis_server(std::vector<std::string> module_args = {}, std::vector<std::string> extra = {},
+                          bool expect_start = true);
     ~redis_server();
 
     int port() const { return port_; }

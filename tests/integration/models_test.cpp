@@ -1,0 +1,154 @@
+// INFER.LOAD / UNLOAD / REPLACE and the model-directory sandbox, against a live server.
+#include "support/fixture.h"
+
+#include <fstream>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+using namespace testing_support;
+
+namespace {
+
+const std::string k_path_error = "ERR model path not found or not a regular file inside infer.model-dir - got ";
+
+// A server with no models, whose model dir also holds a symlink out, a FIFO and a directory.
+class models : public ::testing::Test {
+protected:
+    void SetUp() override {
+        server = std::make_unique<redis_server>();
+        c = server->connect();
+        ASSERT_TRUE(c);
+        const std::string d = model_dir();
+        unlink((d + "/link-out.gguf").c_str());
+        symlink("/etc/passwd", (d + "/link-out.gguf").c_str());
+        unlink((d + "/fifo.gguf").c_str());
+        mkfifo((d + "/fifo.gguf").c_str(), 0644);
+        mkdir((d + "/adir.gguf").c_str(), 0755);
+        std::ofstream(d + "/garbage.gguf") << "this is not a gguf file";
+    }
+    void TearDown() override {
+        ASSERT_TRUE(server->alive()) << server->log();
+        auto p = cmd(c.get(), {"PING"});
+        ASSERT_EQ(p->type, REDIS_REPLY_STATUS);
+    }
+    std::unique_ptr<redis_server> server;
+    client_ptr c;
+};
+
+}  // namespace
+
+TEST_F(models, load_generate_unload) {
+    auto r = cmd(c.get(), {"INFER.LOAD", "m1", "tiny-q8_0.gguf", "CTX", "256", "SLOTS", "2", "BATCH", "128", "THREADS", "1"});
+    ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << (r->str ? r->str : "");
+    auto m = cmd(c.get(), {"INFER.MODELS"});
+    ASSERT_EQ(m->elements, 1u);
+    EXPECT_EQ(map_get(m->element[0], "context")->integer, 256);
+    EXPECT_EQ(map_get(m->element[0], "slots")->integer, 2);
+    EXPECT_EQ(map_get(m->element[0], "batch")->integer, 128);
+    EXPECT_EQ(map_get(m->element[0], "threads")->integer, 1);
+    auto g = cmd(c.get(), {"INFER.GENERATE", "m1", "TEXT", "hi", "MAX_TOKENS", "4"});
+    EXPECT_EQ(g->type, REDIS_REPLY_STRING);
+    EXPECT_EQ(cmd(c.get(), {"INFER.UNLOAD", "m1"})->type, REDIS_REPLY_STATUS);
+    EXPECT_EQ(cmd(c.get(), {"INFER.MODELS"})->elements, 0u);
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.GENERATE", "m1", "TEXT", "hi"}), "ERR no such model 'm1'"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.UNLOAD", "m1"}), "ERR no such model 'm1'"));
+}
+
+TEST_F(models, sandbox_refuses_everything_outside_with_one_message) {
+    for (const std::string p : {"../tiny-q8_0.gguf", "/etc/passwd", "/proc/self/mem", "/dev/zero", "link-out.gguf",
+                                "fifo.gguf", "adir.gguf", "missing.gguf", "../../../../../../etc/shadow", ""}) {
+        auto r = cmd(c.get(), {"INFER.LOAD", "x", p});
+        EXPECT_TRUE(is_error(r, k_path_error)) << p;
+    }
+    EXPECT_EQ(cmd(c.get(), {"INFER.MODELS"})->elements, 0u);
+}
+
+TEST_F(models, malformed_gguf_is_an_error_not_a_crash) {
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "g", "garbage.gguf"}), "ERR cannot load model 'g' - "));
+    EXPECT_EQ(cmd(c.get(), {"INFER.MODELS"})->elements, 0u);
+}
+
+TEST_F(models, option_errors) {
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "CTX", "abc"}),
+                         "ERR CTX must be an integer - got 'abc', expected 16..1048576"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "SLOTS", "0"}),
+                         "ERR SLOTS out of range - got 0, expected 1..256"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "SLOTS", "100000"}),
+                         "ERR SLOTS out of range - got 100000, expected 1..256"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "GPU_LAYERS", "-2"}),
+                         "ERR GPU_LAYERS out of range"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "THREADS", "99999"}),
+                         "ERR THREADS out of range"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "CTX"}), "ERR missing value for CTX"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "FAST"}),
+                         "ERR unknown option 'FAST' for INFER.LOAD"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "bad name", "tiny-q8_0.gguf"}), "ERR invalid model name"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "x"}), "ERR wrong number of arguments"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.UNLOAD"}), "ERR wrong number of arguments"));
+    EXPECT_EQ(cmd(c.get(), {"INFER.MODELS"})->elements, 0u);
+}
+
+TEST_F(models, second_load_needs_replace) {
+    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "m", "tiny-q8_0.gguf", "CTX", "128"})->type, REDIS_REPLY_STATUS);
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "m", "tiny-q8_0.gguf"}),
+                         "ERR model 'm' is already loaded - use REPLACE to swap it"));
+    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "m", "tiny-q8_0.gguf", "CTX", "256", "REPLACE"})->type, REDIS_REPLY_STATUS);
+    EXPECT_EQ(map_get(cmd(c.get(), {"INFER.MODELS"})->element[0], "context")->integer, 256);
+}
+
+// REPLACE while a generation runs: the running request finishes on the old model.
+TEST_F(models, replace_lets_in_flight_requests_finish) {
+    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "m", "tiny-q8_0.gguf", "CTX", "4096", "SLOTS", "1"})->type, REDIS_REPLY_STATUS);
+    auto gen = server->connect();
+    redisAppendCommand(gen.get(), "INFER.GENERATE m TEXT hello MAX_TOKENS 1500 TEMPERATURE 0 WITHMETA");
+    redisBufferWrite(gen.get(), nullptr);
+    ASSERT_TRUE(wait_for([&] { return map_get(cmd(c.get(), {"INFER.INFO", "m"}).get(), "slots_busy")->integer == 1; }));
+    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "m", "tiny-q8_0.gguf", "CTX", "512", "REPLACE"})->type, REDIS_REPLY_STATUS);
+    void * raw = nullptr;
+    ASSERT_EQ(redisGetReply(gen.get(), &raw), REDIS_OK);
+    reply_ptr r(static_cast<redisReply *>(raw));
+    ASSERT_EQ(r->type, REDIS_REPLY_ARRAY) << (r->str ? r->str : "");
+    EXPECT_NE(std::string(map_get(r.get(), "finish_reason")->str), "cancelled");
+    EXPECT_EQ(map_get(cmd(c.get(), {"INFER.MODELS"})->element[0], "context")->integer, 512);
+}
+
+// UNLOAD while a generation runs and another waits: both get a clear error, memory is freed.
+TEST_F(models, unload_mid_generation_errors_running_and_queued) {
+    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "m", "tiny-q8_0.gguf", "CTX", "4096", "SLOTS", "1"})->type, REDIS_REPLY_STATUS);
+    auto a = server->connect(), b = server->connect();
+    redisAppendCommand(a.get(), "INFER.GENERATE m TEXT hello MAX_TOKENS 4000 TEMPERATURE 0");
+    redisBufferWrite(a.get(), nullptr);
+    ASSERT_TRUE(wait_for([&] { return map_get(cmd(c.get(), {"INFER.INFO", "m"}).get(), "slots_busy")->integer == 1; }));
+    redisAppendCommand(b.get(), "INFER.GENERATE m TEXT hello MAX_TOKENS 10");
+    redisBufferWrite(b.get(), nullptr);
+    ASSERT_TRUE(wait_for([&] { return map_get(cmd(c.get(), {"INFER.INFO", "m"}).get(), "queue_depth")->integer == 1; }));
+    ASSERT_EQ(cmd(c.get(), {"INFER.UNLOAD", "m"})->type, REDIS_REPLY_STATUS);
+    void * raw = nullptr;
+    ASSERT_EQ(redisGetReply(a.get(), &raw), REDIS_OK);
+    EXPECT_TRUE(is_error(reply_ptr(static_cast<redisReply *>(raw)), "ERR model 'm' was unloaded during generation"));
+    ASSERT_EQ(redisGetReply(b.get(), &raw), REDIS_OK);
+    EXPECT_TRUE(is_error(reply_ptr(static_cast<redisReply *>(raw)), "ERR model 'm' was unloaded"));
+    EXPECT_EQ(cmd(c.get(), {"INFER.MODELS"})->elements, 0u);
+}
+
+TEST_F(models, module_unload_refused_while_models_loaded) {
+    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "m", "tiny-q8_0.gguf", "CTX", "128"})->type, REDIS_REPLY_STATUS);
+    EXPECT_TRUE(is_error(cmd(c.get(), {"MODULE", "UNLOAD", "infer"}), "ERR Error unloading module"));
+    ASSERT_EQ(cmd(c.get(), {"INFER.UNLOAD", "m"})->type, REDIS_REPLY_STATUS);
+    EXPECT_EQ(cmd(c.get(), {"MODULE", "UNLOAD", "infer"})->type, REDIS_REPLY_STATUS);
+}
+
+TEST(models_startup, module_args_load_models_in_the_background) {
+    redis_server s({"MODEL", "a", "tiny-q8_0.gguf", "CTX", "128", "MODEL", "b", "tiny-q8_0.gguf", "SLOTS", "2"});
+    auto c = s.connect();
+    ASSERT_TRUE(wait_model_ready(c.get(), "a"));
+    ASSERT_TRUE(wait_model_ready(c.get(), "b"));
+    EXPECT_EQ(map_get(cmd(c.get(), {"INFER.INFO", "b"}).get(), "slots")->integer, 2);
+}
+
+TEST(models_startup, bad_module_args_refuse_to_load) {
+    redis_server s({"MODEL", "a", "../escape.gguf"}, {}, /*expect_start=*/false);
+    EXPECT_FALSE(s.alive());
+    EXPECT_NE(s.log().find("bad MODEL module argument"), std::string::npos) << s.log();
+}

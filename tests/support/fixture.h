@@ -1,0 +1,28 @@
+// A server per test suite with the tiny model loaded as "tiny" (CTX 512, SLOTS 4), ready.
+// Suites that change global state (UNLOAD, configs) start their own servers instead.
+#pragma once
+
+#include "support/redis_server.h"
+
+#include <gtest/gtest.h>
+
+namespace testing_support {
+
+// Waits until INFER.MODELS lists `name` as ready.
+bool wait_model_ready(redisContext * c, const std::string & name);
+
+// Asserts that r is an error reply whose text starts with `prefix`.
+::testing::AssertionResult is_error(const reply_ptr & r, const std::string & prefix);
+
+class live : public ::testing::Test {
+protected:
+    static void SetUpTestSuite();
+    static void TearDownTestSuite();
+    void SetUp() override;
+    void TearDown() override;
+
+    static std::unique_ptr<redis_server> server;
+    client_ptr c;
+};
+
+}  // namespace testing_support

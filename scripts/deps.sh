@@ -121,3 +121,8 @@ deps_redis() {
 deps_all() {
     deps_packages && deps_redis && deps_llama
 }
+
+# CMake flags for this project matching how the dependencies were built.
+deps_cmake_flags() {
+    if [ "$REDIS_INFER_CUDA" = 1 ]; then echo "-DREDIS_INFER_CUDA=ON"; else echo "-DREDIS_INFER_CUDA=OFF"; fi
+}

@@ -59,7 +59,7 @@ deps_llama() {
     else
         (cd "$dir" && npm pack --silent "node-llama-cpp@$NODE_LLAMA_CPP_VERSION" >/dev/null &&
          tar xzf "node-llama-cpp-$NODE_LLAMA_CPP_VERSION.tgz" package/llama/gitRelease.bundle &&
-         git clone -q package/llama/gitRelease.bundle src && rm -rf package ./*.tgz src/.git) || return 1
+         git -c advice.detachedHead=false clone -q package/llama/gitRelease.bundle src && rm -rf package ./*.tgz src/.git) || return 1
     fi
     # shellcheck disable=SC2086
     cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \

@@ -44,6 +44,10 @@ const command_def k_commands[] = {
     {"infer.generate",   rm::guarded_command<cmd::cmd_generate>,   "readonly deny-script blocking getkeys-api", 0, 0, 0},
 };
 
+// On SHUTDOWN, stop every scheduler (cancelling work) before the process exits, so no
+// inference thread runs while Redis tears itself down.
+void on_shutdown(RedisModuleCtx *, RedisModuleEvent, uint64_t, void *) { cmd::state().registry.shutdown(); }
+
 void log_to_redis(log_level level, std::string_view msg) {
     const char * lv = level == log_level::error || level == log_level::warning ? "warning"
                       : level == log_level::info                             ? "notice"
@@ -72,6 +76,7 @@ extern "C" __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisMo
         if (cmd::config_register(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
         if (RedisModule_RegisterInfoFunc(ctx, cmd::info_section) != REDISMODULE_OK) return REDISMODULE_ERR;
         if (cmd::models_from_module_args(ctx, argv, argc) != REDISMODULE_OK) return REDISMODULE_ERR;
+        RedisModule_SubscribeToServerEvent(ctx, RedisModuleEvent_Shutdown, on_shutdown);
         RedisModule_Log(ctx, "notice", "redis-infer %s on llama.cpp %s, %s", REDIS_INFER_VERSION,
                         backend_version().c_str(), backend_description().c_str());
     } catch (const std::exception & e) {

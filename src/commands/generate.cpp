@@ -11,7 +11,8 @@ namespace infer::cmd {
 namespace {
 
 constexpr const char * k_options[] = {"MAX_TOKENS", "TEMPERATURE", "TOP_K", "TOP_P", "MIN_P",
-                                      "REPEAT_PENALTY", "SEED", "STOP", "TIMEOUT", "WITHMETA", "TEXT", "PROMPT"};
+                                      "REPEAT_PENALTY", "SEED", "STOP", "TIMEOUT", "WITHMETA", "TEXT", "PROMPT",
+                                      "IGNORE_EOS"};
 constexpr size_t k_max_stops = 16;
 constexpr size_t k_max_stop_len = 256;
 
@@ -59,12 +60,13 @@ int reply_result(RedisModuleCtx * ctx, infer_result & r, bool meta) {
 
 // INFER.GENERATE model (PROMPT key [key ...] | TEXT text) [MAX_TOKENS n] [TEMPERATURE t]
 //     [TOP_K k] [TOP_P p] [MIN_P p] [REPEAT_PENALTY r] [SEED s] [STOP str]... [TIMEOUT ms]
-//     [WITHMETA]
+//     [IGNORE_EOS] [WITHMETA]
 //   PROMPT keys are token keys (packed little-endian uint32), concatenated in order; they are
 //   read once, when the command arrives. TEXT is tokenized with special tokens parsed and BOS
 //   added when the model asks for it. Defaults: MAX_TOKENS 256, TEMPERATURE 0.8 (0 = greedy),
 //   TOP_K 40, TOP_P 0.95, MIN_P 0.05, REPEAT_PENALTY 1 (off), SEED random, no STOP (up to 16),
 //   no TIMEOUT. On TIMEOUT the text so far is returned with finish_reason "timeout".
+//   IGNORE_EOS generates exactly MAX_TOKENS tokens (as llama-server's ignore_eos; benchmarks).
 // Reply: the generated text; with WITHMETA a map: text, finish_reason
 //   (eos|length|stop|timeout|cancelled), prompt_tokens, completion_tokens, queue_ms,
 //   prefill_ms, decode_ms, tokens_per_sec.
@@ -129,6 +131,8 @@ int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         } else if (r.match("TIMEOUT")) {
             const long long ms = r.next_int("TIMEOUT", 1, 86400000);
             req->deadline = clock_type::now() + std::chrono::milliseconds(ms);
+        } else if (r.match("IGNORE_EOS")) {
+            req->ignore_eos = true;
         } else if (r.match("WITHMETA")) {
             meta = true;
         } else {

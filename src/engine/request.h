@@ -73,6 +73,7 @@ struct infer_request {
     bool parse_special = true;     // text input: "<|im_start|>" is a control token
     sampling_params sampling = sampling_default_params();
     int32_t max_tokens = 256;      // generated tokens at most
+    bool ignore_eos = false;       // keep going past end-of-generation tokens (benchmarks)
     std::vector<std::string> stop; // stop strings
     clock_type::time_point deadline = clock_type::time_point::max();
     clock_type::time_point posted = clock_type::now();

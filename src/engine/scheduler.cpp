@@ -357,7 +357,7 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
                 s.generating = true;
                 s.t_first = now;
             }
-            if (model_->is_eog(t)) {
+            if (model_->is_eog(t) && !s.req->ignore_eos) {
                 finish(s, finish_reason_eos);
                 continue;
             }

@@ -94,6 +94,15 @@ TEST_F(generate, stop_string_ends_generation) {
     EXPECT_EQ(std::string(map_get(r.get(), "text")->str, map_get(r.get(), "text")->len), f.substr(0, f.find(stop)));
 }
 
+TEST_F(generate, ignore_eos_generates_exactly_max_tokens) {
+    for (const char * prompt : {"a", "hello world", "<|im_end|>"}) {
+        auto r = cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", prompt, "MAX_TOKENS", "40", "TEMPERATURE", "0", "IGNORE_EOS", "WITHMETA"});
+        ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+        EXPECT_EQ(map_get(r.get(), "completion_tokens")->integer, 40);
+        EXPECT_STREQ(map_get(r.get(), "finish_reason")->str, "length");
+    }
+}
+
 TEST_F(generate, timeout_returns_partial_text) {
     auto r = cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", "hi", "MAX_TOKENS", "500", "TIMEOUT", "1", "WITHMETA"});
     ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
@@ -283,6 +292,6 @@ TEST(generate_queue, full_queue_is_an_immediate_error) {
     auto r = cmd(c.get(), {"INFER.GENERATE", "q", "TEXT", "x"});
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100));
     EXPECT_TRUE(is_error(r, "ERR queue full for model 'q' - 2 requests waiting, limit 2"));
-    for (auto & g : cs) cmd(c.get(), {"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"});
+    cmd(c.get(), {"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"});  // the three generating clients
     EXPECT_TRUE(wait_for([&] { return map_get(cmd(c.get(), {"INFER.INFO", "q"}).get(), "slots_busy")->integer == 0; }));
 }

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Benchmark (not a test): the same workload against redis-infer and against llama.cpp's own
+# llama-server (same pinned llama.cpp build, same GGUF, same slots, context per slot, batch and
+# threads), plus llama-batched-bench as the engine's own limit. Prints a markdown table and
+# writes the CSV to .bench/results.csv.
+#
+#   scripts/bench.sh                                   # qwen3-0.6b Q8_0, concurrency 1 4 8
+#   BENCH_CONCURRENCY="1 8 32" BENCH_GPU_LAYERS=-1 REDIS_INFER_CUDA=1 scripts/bench.sh
+# Knobs: BENCH_SHAPE, BENCH_TYPE, BENCH_PROMPT, BENCH_GEN, BENCH_REQUESTS (per client),
+#        BENCH_THREADS (default cores-1, our LOAD default), BENCH_GPU_LAYERS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+deps_all >&2
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(deps_cmake_flags) >/dev/null
+cmake --build build --target redis_infer bench make-test-model >&2
+
+shape=${BENCH_SHAPE:-qwen3-0.6b}
+type=${BENCH_TYPE:-q8_0}
+conc=${BENCH_CONCURRENCY:-1 4 8}
+P=${BENCH_PROMPT:-128}
+G=${BENCH_GEN:-128}
+reqs=${BENCH_REQUESTS:-3}
+ncpu=$(nproc)
+threads=${BENCH_THREADS:-$(( ncpu > 1 ? ncpu - 1 : 1 ))}
+ngl=${BENCH_GPU_LAYERS:-0}
+maxc=$(printf '%s\n' $conc | sort -n | tail -1)
+ctx=$(( P + G + 16 ))
+out=.bench
+mkdir -p "$out/models"
+model="$out/models/$shape-$type.gguf"
+if [ ! -f "$model" ]; then
+    echo "[bench] generating $model" >&2
+    build/make-test-model --shape "$shape" --type "$type" --vocab "$LLAMA_PREFIX/vocab/ggml-vocab-qwen2.gguf" --out "$model" >&2
+fi
+csv="$out/results.csv"
+echo "target,concurrency,requests,gen_tok_s,req_s,ttft_p50_ms,ttft_p99_ms,itl_p50_ms,itl_p99_ms,ping_p50_ms,ping_p99_ms,ping_max_ms" >"$csv"
+port=$(( 20000 + RANDOM % 20000 ))
+
+echo "[bench] redis-infer: $shape $type, SLOTS $maxc, CTX $ctx, THREADS $threads, GPU_LAYERS $ngl" >&2
+"$REDIS_SERVER" --port "$port" --save "" --appendonly no --daemonize no --logfile "$out/redis.log" \
+    --loadmodule "$PWD/build/redis_infer.so" MODEL bench "$(basename "$model")" CTX "$ctx" SLOTS "$maxc" \
+    THREADS "$threads" GPU_LAYERS "$ngl" --infer.model-dir "$PWD/$out/models" &
+rpid=$!
+trap 'kill $rpid 2>/dev/null || true' EXIT
+for _ in $(seq 600); do
+    "$REDIS_CLI" -p "$port" INFER.INFO bench 2>/dev/null | grep -qx ready && break
+    sleep 0.5
+done
+for c in $conc; do
+    # Warm-up request, then the measured run.
+    build/bench --target redis --port "$port" --model bench --concurrency 1 --prompt "$P" --gen 8 --requests 1 >/dev/null
+    build/bench --target redis --port "$port" --model bench --concurrency "$c" --prompt "$P" --gen "$G" --requests "$reqs" | tee -a "$csv" >&2
+done
+"$REDIS_CLI" -p "$port" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
+wait $rpid 2>/dev/null || true
+
+echo "[bench] llama-server: same model, -np $maxc, -c $(( ctx * maxc )), -t $threads, -ngl $ngl" >&2
+"$LLAMA_PREFIX/bin/llama-server" -m "$model" --port "$port" -np "$maxc" -c $(( ctx * maxc )) -t "$threads" -tb "$threads" \
+    -b 512 -ub 512 -ngl "$ngl" --no-webui >"$out/llama-server.log" 2>&1 &
+lpid=$!
+trap 'kill $lpid 2>/dev/null || true' EXIT
+for _ in $(seq 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && grep -q ' 200 ' <&3) 2>/dev/null && break
+    sleep 0.5
+done
+for c in $conc; do
+    build/bench --target llama-server --port "$port" --concurrency 1 --prompt "$P" --gen 8 --requests 1 >/dev/null
+    build/bench --target llama-server --port "$port" --concurrency "$c" --prompt "$P" --gen "$G" --requests "$reqs" | tee -a "$csv" >&2
+done
+kill $lpid; wait $lpid 2>/dev/null || true
+
+echo "[bench] llama-batched-bench" >&2
+npl=$(printf '%s,' $conc); npl=${npl%,}
+"$LLAMA_PREFIX/bin/llama-batched-bench" -m "$model" -c $(( ctx * maxc )) -b 512 -ub 512 -npp "$P" -ntg "$G" -npl "$npl" \
+    -t "$threads" -tb "$threads" -ngl "$ngl" -kvu >"$out/batched-bench.log" 2>&1
+# Columns: | PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s | S t/s |
+# Generated tokens per second end to end (B * TG / T), as the clients see it, and S_TG (decode only).
+awk -F'|' '/^\|[ ]+[0-9]/ { gsub(/ /, ""); printf "batched-bench,%s,,%.1f,%s\n", $4, $4 * $3 / $10, $9 }' "$out/batched-bench.log" >>"$csv"
+
+echo
+echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ncpu cores; model $shape $type (random weights); prompt $P + $G generated tokens, greedy; threads $threads; GPU layers $ngl"
+echo
+echo "| clients | redis-infer gen tok/s | llama-server gen tok/s | ratio | llama-batched-bench (total tok/s, end to end) | redis-infer TTFT p50 / p99 ms | llama-server TTFT p50 / p99 ms | PING p50 / p99 / max ms during load |"
+echo "|---|---|---|---|---|---|---|---|"
+for c in $conc; do
+    r=$(grep "^redis,$c," "$csv" | head -1); l=$(grep "^llama-server,$c," "$csv" | head -1); b=$(grep "^batched-bench,$c," "$csv" | head -1)
+    IFS=, read -r _ _ _ rtok _ rt50 rt99 _ _ p50 p99 pmax <<<"$r"
+    IFS=, read -r _ _ _ ltok _ lt50 lt99 _ _ _ _ _ <<<"$l"
+    IFS=, read -r _ _ _ btok _ <<<"$b"
+    ratio=$(awk -v a="$rtok" -v b="$ltok" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    echo "| $c | $rtok | $ltok | $ratio | ${btok:--} | $rt50 / $rt99 | $lt50 / $lt99 | $p50 / $p99 / $pmax |"
+done

@@ -12,7 +12,7 @@ namespace {
 
 constexpr const char * k_options[] = {"MAX_TOKENS", "TEMPERATURE", "TOP_K", "TOP_P", "MIN_P",
                                       "REPEAT_PENALTY", "SEED", "STOP", "TIMEOUT", "WITHMETA", "TEXT", "PROMPT",
-                                      "IGNORE_EOS"};
+                                      "IGNORE_EOS", "NO_CACHE"};
 constexpr size_t k_max_stops = 16;
 constexpr size_t k_max_stop_len = 256;
 
@@ -36,7 +36,7 @@ std::pair<int, int> prompt_keys(RedisModuleString ** argv, int argc) {
 
 int reply_result(RedisModuleCtx * ctx, infer_result & r, bool meta) {
     if (!meta) return RedisModule_ReplyWithStringBuffer(ctx, r.text.data(), r.text.size());
-    RedisModule_ReplyWithMap(ctx, 8);
+    RedisModule_ReplyWithMap(ctx, 9);
     RedisModule_ReplyWithCString(ctx, "text");
     RedisModule_ReplyWithStringBuffer(ctx, r.text.data(), r.text.size());
     RedisModule_ReplyWithCString(ctx, "finish_reason");
@@ -45,6 +45,8 @@ int reply_result(RedisModuleCtx * ctx, infer_result & r, bool meta) {
     RedisModule_ReplyWithLongLong(ctx, r.prompt_tokens);
     RedisModule_ReplyWithCString(ctx, "completion_tokens");
     RedisModule_ReplyWithLongLong(ctx, r.completion_tokens);
+    RedisModule_ReplyWithCString(ctx, "cached_tokens");
+    RedisModule_ReplyWithLongLong(ctx, r.cached_tokens);
     RedisModule_ReplyWithCString(ctx, "queue_ms");
     RedisModule_ReplyWithDouble(ctx, r.queue_ms);
     RedisModule_ReplyWithCString(ctx, "prefill_ms");
@@ -60,16 +62,19 @@ int reply_result(RedisModuleCtx * ctx, infer_result & r, bool meta) {
 
 // INFER.GENERATE model (PROMPT key [key ...] | TEXT text) [MAX_TOKENS n] [TEMPERATURE t]
 //     [TOP_K k] [TOP_P p] [MIN_P p] [REPEAT_PENALTY r] [SEED s] [STOP str]... [TIMEOUT ms]
-//     [IGNORE_EOS] [WITHMETA]
+//     [IGNORE_EOS] [NO_CACHE] [WITHMETA]
 //   PROMPT keys are token keys (packed little-endian uint32), concatenated in order; they are
 //   read once, when the command arrives. TEXT is tokenized with special tokens parsed and BOS
 //   added when the model asks for it. Defaults: MAX_TOKENS 256, TEMPERATURE 0.8 (0 = greedy),
 //   TOP_K 40, TOP_P 0.95, MIN_P 0.05, REPEAT_PENALTY 1 (off), SEED random, no STOP (up to 16),
 //   no TIMEOUT. On TIMEOUT the text so far is returned with finish_reason "timeout".
 //   IGNORE_EOS generates exactly MAX_TOKENS tokens (as llama-server's ignore_eos; benchmarks).
+//   The longest prefix of the prompt whose KV is still cached (an earlier request, another
+//   slot's prompt, the previous chat turn) is reused instead of prefilled; NO_CACHE prefills
+//   everything.
 // Reply: the generated text; with WITHMETA a map: text, finish_reason
 //   (eos|length|stop|timeout|cancelled), prompt_tokens, completion_tokens, queue_ms,
-//   prefill_ms, decode_ms, tokens_per_sec.
+//   prefill_ms, decode_ms, tokens_per_sec, cached_tokens.
 // Errors: ERR no such model; ERR model is still loading; ERR token key '<k>' does not exist;
 //   WRONGTYPE; ERR token key '<k>' is not packed uint32; ERR token id out of range; ERR the
 //   prompt is empty; ERR prompt too long; ERR prompt plus MAX_TOKENS exceeds the context; range
@@ -131,6 +136,8 @@ int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         } else if (r.match("TIMEOUT")) {
             const long long ms = r.next_int("TIMEOUT", 1, 86400000);
             req->deadline = clock_type::now() + std::chrono::milliseconds(ms);
+        } else if (r.match("NO_CACHE")) {
+            req->use_cache = false;
         } else if (r.match("IGNORE_EOS")) {
             req->ignore_eos = true;
         } else if (r.match("WITHMETA")) {

@@ -23,7 +23,7 @@ void reply_kv(RedisModuleCtx * ctx, const char * k, double v) {
 void reply_model_stats(RedisModuleCtx * ctx, const model_entry_view & e) {
     const bool ready = e.instance != nullptr;
     const scheduler_stats s = ready ? e.instance->sched->stats() : scheduler_stats{};
-    RedisModule_ReplyWithMap(ctx, 11);
+    RedisModule_ReplyWithMap(ctx, 15);
     reply_kv(ctx, "name", e.name);
     reply_kv(ctx, "state", e.state);
     reply_kv(ctx, "slots_busy", (long long) s.slots_busy);
@@ -35,6 +35,10 @@ void reply_model_stats(RedisModuleCtx * ctx, const model_entry_view & e) {
     reply_kv(ctx, "prompt_tokens", (long long) s.prompt_tokens);
     reply_kv(ctx, "generated_tokens", (long long) s.generated_tokens);
     reply_kv(ctx, "tokens_per_sec", s.tokens_per_sec);
+    reply_kv(ctx, "prefix_hits", (long long) s.prefix_hits);
+    reply_kv(ctx, "prefix_hit_tokens", (long long) s.prefix_hit_tokens);
+    reply_kv(ctx, "prefix_evictions", (long long) s.prefix_evictions);
+    reply_kv(ctx, "prefix_copies", (long long) s.prefix_copies);
 }
 
 }  // namespace
@@ -43,7 +47,8 @@ void reply_model_stats(RedisModuleCtx * ctx, const model_entry_view & e) {
 //   Without a model: a map of module_version, llama_cpp_version, backend, model_dir and models
 //   (an array with one map per model as below). With a model: that model's map:
 //   name, state (ready|loading), slots_busy, slots, queue_depth, queue_max, requests,
-//   requests_failed, prompt_tokens, generated_tokens, tokens_per_sec.
+//   requests_failed, prompt_tokens (prefilled), generated_tokens, tokens_per_sec, prefix_hits,
+//   prefix_hit_tokens, prefix_evictions, prefix_copies.
 // Errors: ERR no such model '<name>'; wrong arity.
 int cmd_info(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     if (argc > 2) return RedisModule_WrongArity(ctx);
@@ -92,6 +97,9 @@ void info_section(RedisModuleInfoCtx * ctx, int) {
         RedisModule_InfoAddFieldULongLong(ctx, "prompt_tokens", s.prompt_tokens);
         RedisModule_InfoAddFieldULongLong(ctx, "generated_tokens", s.generated_tokens);
         RedisModule_InfoAddFieldDouble(ctx, "tokens_per_sec", s.tokens_per_sec);
+        RedisModule_InfoAddFieldULongLong(ctx, "prefix_hits", s.prefix_hits);
+        RedisModule_InfoAddFieldULongLong(ctx, "prefix_hit_tokens", s.prefix_hit_tokens);
+        RedisModule_InfoAddFieldULongLong(ctx, "prefix_evictions", s.prefix_evictions);
         RedisModule_InfoEndDictField(ctx);
     }
 }

@@ -61,6 +61,7 @@ struct infer_result {
     finish_reason finish = finish_reason_none;
     int32_t prompt_tokens = 0;
     int32_t completion_tokens = 0;
+    int32_t cached_tokens = 0;    // prompt tokens whose KV was reused, not prefilled
     double queue_ms = 0;          // posted -> admitted to a slot
     double prefill_ms = 0;        // admitted -> first token sampled
     double decode_ms = 0;         // first token -> finished
@@ -74,6 +75,7 @@ struct infer_request {
     sampling_params sampling = sampling_default_params();
     int32_t max_tokens = 256;      // generated tokens at most
     bool ignore_eos = false;       // keep going past end-of-generation tokens (benchmarks)
+    bool use_cache = true;         // look up the prefix cache (NO_CACHE turns it off)
     std::vector<std::string> stop; // stop strings
     clock_type::time_point deadline = clock_type::time_point::max();
     clock_type::time_point posted = clock_type::now();

@@ -27,6 +27,9 @@ struct scheduler::slot {
     int32_t batch_index = -1; // index of this slot's logits in the current batch, -1 = none
     std::string text;
     std::vector<token> generated;
+    std::vector<token> cached;  // tokens whose KV is in this slot's stream, in order
+    int32_t n_reused = 0;       // prompt tokens reused from the prefix cache
+    uint64_t last_used = 0;     // LRU order among idle slots
     clock_type::time_point t_admit, t_first;
 };
 
@@ -61,7 +64,7 @@ scheduler::scheduler(std::string name, std::shared_ptr<const model> m)
     cp.n_ubatch = std::min<uint32_t>(p.n_batch, 512);
     cp.n_threads = p.n_threads;
     cp.n_threads_batch = p.n_threads;
-    cp.kv_unified = true;
+    cp.kv_unified = false;  // one stream per slot: attention spans only the slot's own cells
     cp.no_perf = true;
     ctx_.reset(llama_init_from_model(model_->raw(), cp));
     if (!ctx_) throw std::runtime_error("llama.cpp could not create a context (see the server log)");
@@ -120,6 +123,10 @@ scheduler_stats scheduler::stats() const {
     s.steps = steps_.load(std::memory_order_relaxed);
     s.busy_seconds = double(busy_us_.load(std::memory_order_relaxed)) / 1e6;
     s.tokens_per_sec = s.busy_seconds > 0 ? double(s.generated_tokens) / s.busy_seconds : 0.0;
+    s.prefix_hits = prefix_hits_.load(std::memory_order_relaxed);
+    s.prefix_hit_tokens = prefix_hit_tokens_.load(std::memory_order_relaxed);
+    s.prefix_evictions = prefix_evictions_.load(std::memory_order_relaxed);
+    s.prefix_copies = prefix_copies_.load(std::memory_order_relaxed);
     return s;
 }
 
@@ -147,20 +154,22 @@ void scheduler::run() {
         bool cancel_all = false;
         {
             std::unique_lock lk(mu_);
-            const bool idle = free_slots() == slots_.size();
+            const bool idle = free_slots() == slots_.size() && deferred_.empty();
             if (idle) cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
             if (stopping_ && stop_mode_ == stop_mode_cancel) {
                 cancel_all = true;
+                for (auto & r : deferred_) intake.push_back(std::move(r));
+                deferred_.clear();
                 while (!queue_.empty()) {
                     intake.push_back(std::move(queue_.front()));
                     queue_.pop_front();
                 }
-            } else if (stopping_ && queue_.empty() && free_slots() == slots_.size()) {
+            } else if (stopping_ && queue_.empty() && deferred_.empty() && free_slots() == slots_.size()) {
                 break;
             } else {
                 // Utility requests and finished-before-start requests never wait for a slot;
                 // generate requests take free slots in arrival order.
-                size_t room = free_slots();
+                size_t room = free_slots() > deferred_.size() ? free_slots() - deferred_.size() : 0;
                 const auto now = clock_type::now();
                 for (auto it = queue_.begin(); it != queue_.end();) {
                     infer_request & r = **it;
@@ -215,17 +224,20 @@ void scheduler::serve_utility(infer_request & r) {
     complete(r, std::move(res));
 }
 
-void scheduler::admit(std::unique_ptr<infer_request> r) {
+bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
     const auto now = clock_type::now();
     if (r->control->cancelled.load() || now >= r->deadline) {
         infer_result res;
         res.finish = r->control->cancelled.load() ? finish_reason_cancelled : finish_reason_timeout;
         res.queue_ms = ms_between(r->posted, now);
         complete(*r, std::move(res));
-        return;
+        return true;
     }
-    std::vector<token> prompt = std::move(r->prompt);
-    if (prompt.empty() && !r->text.empty()) prompt = model_->tokenize(r->text, r->parse_special, /*add_bos=*/true);
+    if (r->prompt.empty() && !r->text.empty()) {
+        r->prompt = model_->tokenize(r->text, r->parse_special, /*add_bos=*/true);
+        r->text.clear();
+    }
+    const std::vector<token> & prompt = r->prompt;
     infer_result err;
     if (prompt.empty()) {
         err.error = "ERR the prompt is empty - got 0 tokens, expected at least 1";
@@ -235,28 +247,74 @@ void scheduler::admit(std::unique_ptr<infer_request> r) {
     }
     if (!err.error.empty()) {
         complete(*r, std::move(err));
-        return;
+        return true;
     }
-    auto it = std::find_if(slots_.begin(), slots_.end(), [](const auto & s) { return !s->req; });
-    slot & s = **it;  // the intake only takes as many generate requests as there are free slots
-    llama_memory_seq_rm(llama_get_memory(ctx_.get()), s.seq, -1, -1);
+
+    // The longest cached prefix; at least one prompt token is always decoded, for its logits.
+    prefix_cache::match m;
+    if (r->use_cache) m = cache_.longest(prompt, [](int32_t) { return true; });
+    size_t reuse = std::min(m.length, prompt.size() - 1);
+    if (r->use_cache) {
+        // A slot still prefilling a much longer shared prefix will make it reusable soon.
+        for (const auto & sp : slots_) {
+            if (!sp->req || sp->generating) continue;
+            const auto & other = sp->prompt;
+            size_t l = 0;
+            while (l < other.size() && l < prompt.size() && other[l] == prompt[l]) ++l;
+            if (l >= reuse + 64) return false;
+        }
+    }
+
+    slot * target = nullptr;
+    if (reuse > 0 && !slots_[size_t(m.owner)]->req) {
+        target = slots_[size_t(m.owner)].get();  // the idle slot holding the prefix: reuse in place
+    } else {
+        for (auto & sp : slots_) {  // the least recently used idle slot
+            if (!sp->req && (!target || sp->last_used < target->last_used)) target = sp.get();
+        }
+    }
+    slot & s = *target;  // the intake only takes as many generate requests as there are free slots
+    llama_memory_t mem = llama_get_memory(ctx_.get());
+    if (cache_.held(s.seq) > 0 && !(reuse > 0 && s.seq == m.owner)) {
+        prefix_evictions_.fetch_add(1, std::memory_order_relaxed);
+    }
+    cache_.erase(s.seq);
+    if (reuse > 0 && s.seq != m.owner) {
+        // Another slot holds the prefix: copy its stream (the buffer copy runs at the next
+        // decode, before that slot writes anything new), then cut it to the shared part.
+        llama_memory_seq_cp(mem, m.owner, s.seq, -1, -1);
+        prefix_copies_.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (!llama_memory_seq_rm(mem, s.seq, llama_pos(reuse), -1)) {
+        llama_memory_seq_rm(mem, s.seq, -1, -1);  // this memory cannot be cut: start clean
+        reuse = 0;
+    }
+    if (reuse > 0) {
+        prefix_hits_.fetch_add(1, std::memory_order_relaxed);
+        prefix_hit_tokens_.fetch_add(reuse, std::memory_order_relaxed);
+    }
+
     s.sampler = sampler_make(r->sampling, model_->vocab());
     if (r->sampling.repeat_penalty != 1.0f) {
         // The penalty looks back over the prompt too, as llama-server's does.
         const size_t from = prompt.size() > size_t(r->sampling.repeat_last_n) ? prompt.size() - r->sampling.repeat_last_n : 0;
         for (size_t i = from; i < prompt.size(); ++i) llama_sampler_accept(s.sampler.get(), prompt[i]);
     }
-    s.prompt = std::move(prompt);
-    s.n_prefilled = 0;
-    s.n_past = 0;
+    s.prompt = std::move(r->prompt);
+    s.cached.assign(s.prompt.begin(), s.prompt.begin() + long(reuse));
+    s.n_reused = int32_t(reuse);
+    s.n_prefilled = reuse;
+    s.n_past = llama_pos(reuse);
     s.last = -1;
     s.generating = false;
     s.batch_index = -1;
     s.text.clear();
     s.generated.clear();
     s.t_admit = now;
+    s.last_used = ++use_clock_;
     s.req = std::move(r);
     slots_busy_.fetch_add(1, std::memory_order_relaxed);
+    return true;
 }
 
 void scheduler::finish(slot & s, finish_reason why) {
@@ -267,20 +325,25 @@ void scheduler::finish(slot & s, finish_reason why) {
     res.tokens = std::move(s.generated);
     res.prompt_tokens = int32_t(s.prompt.size());
     res.completion_tokens = int32_t(res.tokens.size());
+    res.cached_tokens = s.n_reused;
     res.queue_ms = ms_between(s.req->posted, s.t_admit);
     const auto first = s.t_first == clock_type::time_point{} ? now : s.t_first;
     res.prefill_ms = ms_between(s.t_admit, first);
     res.decode_ms = ms_between(first, now);
-    llama_memory_seq_rm(llama_get_memory(ctx_.get()), s.seq, -1, -1);
+    // The cells stay: what they hold becomes a cached prefix for later requests.
+    cache_.insert(s.seq, s.cached);
     auto req = std::move(s.req);
     s.sampler.reset();
     s.t_first = {};
+    s.last_used = ++use_clock_;
     slots_busy_.fetch_sub(1, std::memory_order_relaxed);
     complete(*req, std::move(res));
 }
 
 void scheduler::fail(slot & s, const std::string & error) {
     llama_memory_seq_rm(llama_get_memory(ctx_.get()), s.seq, -1, -1);
+    cache_.erase(s.seq);
+    s.cached.clear();
     auto req = std::move(s.req);
     s.sampler.reset();
     s.t_first = {};
@@ -291,11 +354,14 @@ void scheduler::fail(slot & s, const std::string & error) {
 }
 
 void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
+    // Deferred requests first, in arrival order, then the new intake.
+    for (auto it = deferred_.rbegin(); it != deferred_.rend(); ++it) intake.push_front(std::move(*it));
+    deferred_.clear();
     while (!intake.empty()) {
         auto r = std::move(intake.front());
         intake.pop_front();
-        if (r->kind == request_kind_generate) admit(std::move(r));
-        else serve_utility(*r);
+        if (r->kind != request_kind_generate) serve_utility(*r);
+        else if (!try_admit(r)) deferred_.push_back(std::move(r));
     }
 
     // One decode token per generating slot first, then prefill chunks in admission order.
@@ -341,9 +407,11 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
         return;
     }
     for (auto & [s, n] : chunks) {
+        s->cached.insert(s->cached.end(), s->prompt.begin() + long(s->n_prefilled), s->prompt.begin() + long(s->n_prefilled) + n);
         s->n_prefilled += size_t(n);
         s->n_past += n;
-        if (s->n_prefilled == s->prompt.size()) prompt_tokens_.fetch_add(s->prompt.size(), std::memory_order_relaxed);
+        prompt_tokens_.fetch_add(uint64_t(n), std::memory_order_relaxed);
+        if (s->n_prefilled == s->prompt.size()) cache_.insert(s->seq, s->cached);  // shareable from now on
     }
 
     const auto now = clock_type::now();
@@ -351,7 +419,10 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
         slot & s = *sp;
         if (!s.req) continue;
         if (s.batch_index >= 0) {
-            if (s.generating) ++s.n_past;  // the token decoded this step is now in the cache
+            if (s.generating) {  // the token decoded this step is now in the cache
+                ++s.n_past;
+                s.cached.push_back(s.last);
+            }
             const token t = llama_sampler_sample(s.sampler.get(), ctx_.get(), s.batch_index);
             if (!s.generating) {
                 s.generating = true;

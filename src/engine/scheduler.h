@@ -8,12 +8,24 @@
 // steps. Tokenize/detokenize requests are served between steps too, without taking a slot.
 //
 // Threading: submit(), stop() and stats() are thread-safe; everything else runs on the
-// scheduler thread. The KV cache is unified (one pool shared by all sequences) and sized
-// n_ctx * n_slots, and every request is bounded to n_ctx tokens (prompt + output) before it is
-// admitted, so admitted requests can never run out of KV cells.
+// scheduler thread.
+//
+// KV cache: one stream per slot (llama.cpp's non-unified mode), n_ctx cells each, so attention
+// only ever spans a slot's own cells and an admitted request (bounded to n_ctx tokens, prompt
+// plus output) can never run out of cells.
+//
+// Prefix reuse: a slot keeps its cells when its request ends, and the prefix_cache records
+// which tokens each slot holds. A new request takes the idle slot holding the longest prefix of
+// its prompt and prefills only the rest; if a busy slot holds it, the request copies that slot's
+// stream into a free one (llama_memory_seq_cp across streams copies the buffer) and cuts it to
+// the shared part. Idle slots are reused least-recently-used first, which is the eviction order;
+// cells of running requests are never touched. A request whose prompt shares a much longer
+// prefix with a slot still prefilling waits for that prefill instead of duplicating it (the RAG
+// case: many concurrent requests with the same system prompt and chunks).
 #pragma once
 
 #include "engine/model.h"
+#include "engine/prefix_cache.h"
 #include "engine/request.h"
 
 #include <atomic>
@@ -50,6 +62,10 @@ struct scheduler_stats {
     uint64_t steps = 0;              // llama_decode calls
     double busy_seconds = 0;         // time spent in steps with at least one active slot
     double tokens_per_sec = 0;       // generated_tokens / busy_seconds
+    uint64_t prefix_hits = 0;        // requests that reused cached KV
+    uint64_t prefix_hit_tokens = 0;  // prompt tokens not prefilled thanks to reuse
+    uint64_t prefix_evictions = 0;   // cached prefixes dropped to make room
+    uint64_t prefix_copies = 0;      // reuses that copied another slot's stream
 };
 
 class scheduler {
@@ -79,7 +95,7 @@ private:
     void run();
     void step(std::deque<std::unique_ptr<infer_request>> & intake);
     void serve_utility(infer_request & r);
-    void admit(std::unique_ptr<infer_request> r);
+    bool try_admit(std::unique_ptr<infer_request> & r);  // false = deferred, r untouched
     void finish(slot & s, finish_reason why);
     void fail(slot & s, const std::string & error);
     void complete(infer_request & r, infer_result && res);
@@ -95,6 +111,9 @@ private:
     llama_context_ptr ctx_;
     std::vector<std::unique_ptr<slot>> slots_;
     llama_batch batch_{};
+    prefix_cache cache_;
+    std::deque<std::unique_ptr<infer_request>> deferred_;  // waiting for another slot's prefill
+    uint64_t use_clock_ = 0;
 
     // Shared state, under mu_.
     mutable std::mutex mu_;
@@ -107,6 +126,7 @@ private:
     std::atomic<uint32_t> slots_busy_{0}, queue_depth_{0};
     std::atomic<uint64_t> requests_total_{0}, requests_failed_{0}, prompt_tokens_{0}, generated_tokens_{0}, steps_{0};
     std::atomic<uint64_t> busy_us_{0};
+    std::atomic<uint64_t> prefix_hits_{0}, prefix_hit_tokens_{0}, prefix_evictions_{0}, prefix_copies_{0};
 
     std::mutex join_mu_;  // serialises stop() callers around join
     std::thread thread_;

@@ -59,7 +59,9 @@ TEST_F(generate, withmeta_reports_counts_and_timings) {
     EXPECT_EQ(map_get(r.get(), "prompt_tokens")->integer, 2);
     const std::string why = map_get(r.get(), "finish_reason")->str;
     EXPECT_TRUE(why == "length" || why == "eos") << why;
-    if (why == "length") EXPECT_EQ(map_get(r.get(), "completion_tokens")->integer, 7);
+    if (why == "length") {
+        EXPECT_EQ(map_get(r.get(), "completion_tokens")->integer, 7);
+    }
     for (const char * k : {"queue_ms", "prefill_ms", "decode_ms", "tokens_per_sec"}) {
         const redisReply * v = map_get(r.get(), k);
         ASSERT_TRUE(v) << k;

@@ -32,8 +32,8 @@ std::shared_ptr<model> load_tiny(uint32_t slots, uint32_t ctx = 512, uint32_t qu
 // Greedy decoding with nothing but llama.h: one sequence, argmax over the logits.
 std::vector<token> reference_greedy(const model & m, const std::vector<token> & prompt, int n) {
     llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = 512;
-    cp.n_batch = 512;
+    cp.n_ctx = 2048;
+    cp.n_batch = 2048;  // the whole prompt in one decode
     cp.n_seq_max = 1;
     cp.n_threads = 2;
     cp.n_threads_batch = 2;
@@ -256,4 +256,102 @@ TEST(scheduler, tokenize_and_detokenize_round_trip) {
     d->kind = request_kind_detokenize;
     d->prompt = ids;
     EXPECT_EQ(post(s, std::move(d)).get().text, "<|im_start|>user\nhi<|im_end|>");
+}
+
+// ---- prefix reuse --------------------------------------------------------------------------
+
+namespace {
+
+std::shared_ptr<model> load_custom(uint32_t slots, uint32_t ctx, uint32_t batch) {
+    backend_init();
+    model_params p = model_default_params();
+    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
+    p.n_ctx = ctx;
+    p.n_slots = slots;
+    p.n_batch = batch;
+    p.n_threads = 2;
+    std::string err;
+    auto m = model::load(p, err);
+    EXPECT_TRUE(m) << err;
+    return m;
+}
+
+std::vector<token> long_prompt(const model & m, const std::string & tail) {
+    std::string text;
+    for (int i = 0; i < 120; ++i) text += "shared context line " + std::to_string(i % 13) + ". ";
+    return prompt_of(m, text + tail);
+}
+
+std::unique_ptr<infer_request> nocache(std::unique_ptr<infer_request> r) {
+    r->use_cache = false;
+    return r;
+}
+
+}  // namespace
+
+TEST(prefix_reuse, cached_and_uncached_give_the_same_greedy_output) {
+    auto m = load_custom(2, 1024, 512);
+    scheduler s("t", m);
+    const auto prompt = long_prompt(*m, "question one?");
+    const auto cold = post(s, nocache(greedy_request(prompt, 16))).get();
+    EXPECT_EQ(cold.cached_tokens, 0);
+    const auto warm = post(s, greedy_request(prompt, 16)).get();
+    EXPECT_EQ(warm.cached_tokens, int32_t(prompt.size()) - 1);  // one token is always decoded
+    EXPECT_EQ(warm.tokens, cold.tokens);
+    EXPECT_EQ(warm.tokens, reference_greedy(*m, prompt, 16));
+    EXPECT_GE(s.stats().prefix_hits, 1u);
+}
+
+TEST(prefix_reuse, shared_prefix_with_a_different_question) {
+    auto m = load_custom(2, 1024, 512);
+    scheduler s("t", m);
+    const auto p1 = long_prompt(*m, "question one?");
+    const auto p2 = long_prompt(*m, "and now a different question two?");
+    post(s, greedy_request(p1, 4)).get();
+    const auto r = post(s, greedy_request(p2, 12)).get();
+    size_t common = 0;
+    while (common < p1.size() && p1[common] == p2[common]) ++common;
+    EXPECT_GE(r.cached_tokens, int32_t(common) - 1);
+    EXPECT_LE(r.cached_tokens, int32_t(common) + 4);
+    EXPECT_EQ(r.tokens, reference_greedy(*m, p2, 12));
+}
+
+// The prefix lives in a slot that is busy generating: it is copied into a free slot.
+TEST(prefix_reuse, copies_from_a_busy_slot) {
+    auto m = load_custom(2, 2048, 512);
+    scheduler s("t", m);
+    const auto p1 = long_prompt(*m, "long running one");
+    const auto p2 = long_prompt(*m, "second asks something else");
+    auto busy = greedy_request(p1, 1000);
+    auto control = busy->control;
+    auto fut = post(s, std::move(busy));
+    for (int i = 0; i < 2000 && s.stats().generated_tokens < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    const auto r = post(s, greedy_request(p2, 12)).get();
+    control->cancelled = true;
+    fut.get();
+    EXPECT_GT(r.cached_tokens, 100);
+    EXPECT_EQ(s.stats().prefix_copies, 1u);
+    EXPECT_EQ(r.tokens, reference_greedy(*m, p2, 12));
+}
+
+// Four requests sharing a long prefix arrive together: the prefix is prefilled once.
+TEST(prefix_reuse, concurrent_requests_prefill_a_shared_prefix_once) {
+    auto m = load_custom(4, 1024, 64);  // a small batch: the first prefill takes several steps
+    scheduler s("t", m);
+    std::vector<std::vector<token>> prompts;
+    std::vector<std::future<infer_result>> futs;
+    for (int i = 0; i < 4; ++i) prompts.push_back(long_prompt(*m, "q" + std::to_string(i) + "?"));
+    for (int i = 0; i < 4; ++i) futs.push_back(post(s, greedy_request(prompts[size_t(i)], 6)));
+    size_t total_prompt = 0;
+    for (int i = 0; i < 4; ++i) {
+        const auto r = futs[size_t(i)].get();
+        ASSERT_TRUE(r.error.empty()) << r.error;
+        EXPECT_EQ(r.tokens, reference_greedy(*m, prompts[size_t(i)], 6)) << i;
+        total_prompt += prompts[size_t(i)].size();
+    }
+    const auto st = s.stats();
+    EXPECT_EQ(st.prefix_hits, 3u);
+    // Prefilled tokens: one full prompt plus the three distinct tails.
+    EXPECT_LT(st.prompt_tokens, prompts[0].size() + 3 * 16);
+    RecordProperty("prefilled", std::to_string(st.prompt_tokens) + " of " + std::to_string(total_prompt));
 }

@@ -7,6 +7,7 @@
 // inference; a single loader thread loads and frees models. The main thread never waits for
 // either: queues are bounded and a full one is an immediate error.
 #include "commands/commands.h"
+#include "commands/outputs.h"
 #include "engine/backend.h"
 #include "redis/rm.h"
 
@@ -41,7 +42,10 @@ const command_def k_commands[] = {
     {"infer.unload",     rm::guarded_command<cmd::cmd_unload>,     "admin deny-script blocking", 0, 0, 0},
     {"infer.tokenize",   rm::guarded_command<cmd::cmd_tokenize>,   "write deny-oom deny-script blocking getkeys-api", 0, 0, 0},
     {"infer.detokenize", rm::guarded_command<cmd::cmd_detokenize>, "readonly deny-script blocking", 2, 2, 1},
-    {"infer.generate",   rm::guarded_command<cmd::cmd_generate>,   "readonly deny-script blocking getkeys-api", 0, 0, 0},
+    // GENERATE and CHAT write only with STORE/STREAM/a session, through their own replicated
+    // SET/XADD, so they are neither "readonly" nor "write" (see docs/commands.md).
+    {"infer.generate",   rm::guarded_command<cmd::cmd_generate>,   "may-replicate deny-script blocking getkeys-api", 0, 0, 0},
+    {"infer.chat",       rm::guarded_command<cmd::cmd_chat>,       "may-replicate deny-oom deny-script blocking getkeys-api", 0, 0, 0},
 };
 
 // On SHUTDOWN, stop every scheduler (cancelling work) before the process exits, so no
@@ -74,6 +78,7 @@ extern "C" __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisMo
             if (!cmd || RedisModule_SetCommandACLCategories(cmd, "infer") != REDISMODULE_OK) return REDISMODULE_ERR;
         }
         if (cmd::config_register(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
+        cmd::outputs_init(ctx);
         if (RedisModule_RegisterInfoFunc(ctx, cmd::info_section) != REDISMODULE_OK) return REDISMODULE_ERR;
         if (cmd::models_from_module_args(ctx, argv, argc) != REDISMODULE_OK) return REDISMODULE_ERR;
         RedisModule_SubscribeToServerEvent(ctx, RedisModuleEvent_Shutdown, on_shutdown);
@@ -93,6 +98,7 @@ extern "C" __attribute__((visibility("default"))) int RedisModule_OnUnload(Redis
         return REDISMODULE_ERR;
     }
     cmd::state().registry.shutdown();
+    cmd::outputs_shutdown();
     cmd::state_destroy();
     return REDISMODULE_OK;
 }

@@ -48,7 +48,8 @@ void read_token_key(RedisModuleCtx * ctx, RedisModuleString * key, const model &
 // The model named by argv, ready to take requests, or a reply_error.
 std::shared_ptr<model_instance> ready_model(std::string_view name);
 
-// generate.cpp
+// generate.cpp, chat.cpp
 int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
+int cmd_chat(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
 
 }  // namespace infer::cmd

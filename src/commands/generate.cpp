@@ -1,6 +1,7 @@
-// INFER.GENERATE: parse, read the prompt keys (one copy, under the GIL, then no locks), validate
-// everything the engine relies on, block the client and post the request.
-#include "commands/commands.h"
+// INFER.GENERATE and what INFER.CHAT shares with it: parse, read the prompt keys (one copy,
+// under the GIL, then no locks), validate everything the engine relies on, block the client and
+// post the request; the reply callback writes STORE/STREAM results and the reply.
+#include "commands/generate.h"
 
 #include "commands/args.h"
 #include "redis/blocking.h"
@@ -10,28 +11,27 @@
 namespace infer::cmd {
 namespace {
 
-constexpr const char * k_options[] = {"MAX_TOKENS", "TEMPERATURE", "TOP_K", "TOP_P", "MIN_P",
-                                      "REPEAT_PENALTY", "SEED", "STOP", "TIMEOUT", "WITHMETA", "TEXT", "PROMPT",
-                                      "IGNORE_EOS", "NO_CACHE"};
+// Every option of GENERATE/CHAT and how many values follow it; PROMPT takes keys up to the next
+// option. Key declaration walks argv with this table, so a value such as TEXT "STORE" is never
+// mistaken for an option.
+struct option_def {
+    const char * name;
+    int values;
+};
+constexpr option_def k_options[] = {
+    {"PROMPT", -1},    {"TEXT", 1},     {"SYSTEM", 1},     {"USER", 1},        {"MAX_TOKENS", 1},
+    {"TEMPERATURE", 1}, {"TOP_K", 1},   {"TOP_P", 1},      {"MIN_P", 1},       {"REPEAT_PENALTY", 1},
+    {"SEED", 1},       {"STOP", 1},     {"TIMEOUT", 1},    {"STORE", 1},       {"STREAM", 1},
+    {"WITHMETA", 0},   {"IGNORE_EOS", 0}, {"NO_CACHE", 0}, {"TRUNCATE", 0},
+};
 constexpr size_t k_max_stops = 16;
 constexpr size_t k_max_stop_len = 256;
 
-bool is_option(std::string_view a) {
-    for (const char * o : k_options) {
-        if (iequals(a, o)) return true;
+const option_def * find_option(std::string_view a) {
+    for (const auto & o : k_options) {
+        if (iequals(a, o.name)) return &o;
     }
-    return false;
-}
-
-// PROMPT keys run from after PROMPT up to the next option keyword: [first, last).
-std::pair<int, int> prompt_keys(RedisModuleString ** argv, int argc) {
-    for (int i = 2; i < argc; ++i) {
-        if (!iequals(rm::str(argv[i]), "PROMPT")) continue;
-        int end = i + 1;
-        while (end < argc && !is_option(rm::str(argv[end]))) ++end;
-        return {i + 1, end};
-    }
-    return {0, 0};
+    return nullptr;
 }
 
 int reply_result(RedisModuleCtx * ctx, infer_result & r, bool meta) {
@@ -60,9 +60,100 @@ int reply_result(RedisModuleCtx * ctx, infer_result & r, bool meta) {
 
 }  // namespace
 
+void declare_generation_keys(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc, int from) {
+    for (int i = from; i < argc;) {
+        const option_def * o = find_option(rm::str(argv[i]));
+        if (!o) {
+            ++i;
+            continue;
+        }
+        if (o->values < 0) {  // PROMPT key [key ...]
+            for (++i; i < argc && !find_option(rm::str(argv[i])); ++i) {
+                RedisModule_KeyAtPosWithFlags(ctx, i, REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS);
+            }
+            continue;
+        }
+        if (i + 1 < argc && iequals(o->name, "STORE")) {
+            RedisModule_KeyAtPosWithFlags(ctx, i + 1, REDISMODULE_CMD_KEY_OW | REDISMODULE_CMD_KEY_UPDATE);
+        } else if (i + 1 < argc && iequals(o->name, "STREAM")) {
+            RedisModule_KeyAtPosWithFlags(ctx, i + 1, REDISMODULE_CMD_KEY_RW | REDISMODULE_CMD_KEY_INSERT);
+        }
+        i += 1 + o->values;
+    }
+}
+
+bool parse_generation_option(arg_reader & r, infer_request & req, generation_outputs & out) {
+    if (r.match("MAX_TOKENS")) {
+        req.max_tokens = int32_t(r.next_int("MAX_TOKENS", 1, 1 << 20));
+    } else if (r.match("TEMPERATURE")) {
+        req.sampling.temperature = float(r.next_double("TEMPERATURE", 0, 100));
+    } else if (r.match("TOP_K")) {
+        req.sampling.top_k = int32_t(r.next_int("TOP_K", 0, 1 << 20));
+    } else if (r.match("TOP_P")) {
+        req.sampling.top_p = float(r.next_double("TOP_P", 0, 1));
+    } else if (r.match("MIN_P")) {
+        req.sampling.min_p = float(r.next_double("MIN_P", 0, 1));
+    } else if (r.match("REPEAT_PENALTY")) {
+        req.sampling.repeat_penalty = float(r.next_double("REPEAT_PENALTY", 0.01, 100));
+    } else if (r.match("SEED")) {
+        req.sampling.seed = uint32_t(r.next_int("SEED", 0, 0xFFFFFFFEll));
+    } else if (r.match("STOP")) {
+        const std::string_view s = r.next_str("STOP");
+        if (s.empty() || s.size() > k_max_stop_len) {
+            throw rm::reply_error("ERR STOP string length out of range - got " + std::to_string(s.size()) +
+                                  ", expected 1.." + std::to_string(k_max_stop_len));
+        }
+        if (req.stop.size() == k_max_stops) {
+            throw rm::reply_error("ERR too many STOP strings - got more than " + std::to_string(k_max_stops));
+        }
+        req.stop.emplace_back(s);
+    } else if (r.match("TIMEOUT")) {
+        const long long ms = r.next_int("TIMEOUT", 1, 86400000);
+        req.deadline = clock_type::now() + std::chrono::milliseconds(ms);
+    } else if (r.match("STORE")) {
+        out.store_key = std::string(r.next_str("STORE"));
+    } else if (r.match("STREAM")) {
+        out.stream_key = std::string(r.next_str("STREAM"));
+    } else if (r.match("NO_CACHE")) {
+        req.use_cache = false;
+    } else if (r.match("IGNORE_EOS")) {
+        req.ignore_eos = true;
+    } else if (r.match("WITHMETA")) {
+        out.meta = true;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+void submit_generation(RedisModuleCtx * ctx, model_instance & inst, std::unique_ptr<infer_request> req,
+                       const generation_outputs & out, const std::string & session_key) {
+    rm::require_blocking_allowed(ctx, req->chat.empty() ? "INFER.GENERATE" : "INFER.CHAT");
+    const write_as who = write_as::caller(ctx);
+    std::shared_ptr<stream_sink> sink;
+    if (!out.stream_key.empty()) sink = stream_attach(who, out.stream_key, *req);
+    rm::finalize_fn finalize;
+    if (sink || !out.store_key.empty() || !session_key.empty()) {
+        finalize = [sink, who, store = out.store_key, session_key](RedisModuleCtx *, infer_result & res) {
+            std::string err;
+            if (sink) err = stream_finish(*sink, res);
+            if (!res.error.empty() || res.finish == finish_reason_cancelled) return err;
+            if (!store.empty() && err.empty()) err = store_tokens(who, store, res.tokens, false);
+            if (!session_key.empty() && err.empty() && !res.session.empty()) {
+                err = store_tokens(who, session_key, res.session, /*keep_ttl=*/true);
+            }
+            return err;
+        };
+    }
+    const bool meta = out.meta;
+    rm::block_and_submit(ctx, *inst.sched, std::move(req),
+                         [meta](RedisModuleCtx * c, infer_result & res) { return reply_result(c, res, meta); },
+                         std::move(finalize));
+}
+
 // INFER.GENERATE model (PROMPT key [key ...] | TEXT text) [MAX_TOKENS n] [TEMPERATURE t]
 //     [TOP_K k] [TOP_P p] [MIN_P p] [REPEAT_PENALTY r] [SEED s] [STOP str]... [TIMEOUT ms]
-//     [IGNORE_EOS] [NO_CACHE] [WITHMETA]
+//     [STORE key] [STREAM key] [IGNORE_EOS] [NO_CACHE] [WITHMETA]
 //   PROMPT keys are token keys (packed little-endian uint32), concatenated in order; they are
 //   read once, when the command arrives. TEXT is tokenized with special tokens parsed and BOS
 //   added when the model asks for it. Defaults: MAX_TOKENS 256, TEMPERATURE 0.8 (0 = greedy),
@@ -72,32 +163,39 @@ int reply_result(RedisModuleCtx * ctx, infer_result & r, bool meta) {
 //   The longest prefix of the prompt whose KV is still cached (an earlier request, another
 //   slot's prompt, the previous chat turn) is reused instead of prefilled; NO_CACHE prefills
 //   everything.
+//   STORE key: the generated ids are SET there as a token key (not on cancel or error).
+//   STREAM key: entries are XADDed as tokens come: `text <piece> tokens <id,id,...>`, then a
+//   last entry `finish_reason <r> prompt_tokens <n> completion_tokens <n> cached_tokens <n>`
+//   (or `error <text>`), written before the reply. Text that could still become a STOP string
+//   or is a partial UTF-8 character is held back until it is settled.
 // Reply: the generated text; with WITHMETA a map: text, finish_reason
-//   (eos|length|stop|timeout|cancelled), prompt_tokens, completion_tokens, queue_ms,
-//   prefill_ms, decode_ms, tokens_per_sec, cached_tokens.
+//   (eos|length|stop|timeout|cancelled), prompt_tokens, completion_tokens, cached_tokens,
+//   queue_ms, prefill_ms, decode_ms, tokens_per_sec.
 // Errors: ERR no such model; ERR model is still loading; ERR token key '<k>' does not exist;
-//   WRONGTYPE; ERR token key '<k>' is not packed uint32; ERR token id out of range; ERR the
-//   prompt is empty; ERR prompt too long; ERR prompt plus MAX_TOKENS exceeds the context; range
-//   and type errors for every number (NaN and infinities refused); ERR unknown option; ERR queue
-//   full for model; cannot be called inside MULTI or scripts; wrong arity.
+//   WRONGTYPE (a prompt key, or a STORE key holding another type: then nothing is written);
+//   ERR token key '<k>' is not packed uint32; ERR token id out of range; ERR the prompt is
+//   empty; ERR prompt too long; ERR prompt plus MAX_TOKENS exceeds the context; range and type
+//   errors for every number (NaN and infinities refused); ERR unknown option; ERR queue full for
+//   model; cannot be called inside MULTI or scripts; wrong arity; OOM and ACL errors of the
+//   writes.
 int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     if (RedisModule_IsKeysPositionRequest(ctx)) {
-        const auto [first, last] = prompt_keys(argv, argc);
-        for (int i = first; i < last; ++i) RedisModule_KeyAtPosWithFlags(ctx, i, REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS);
+        declare_generation_keys(ctx, argv, argc, 2);
         return REDISMODULE_OK;
     }
     if (argc < 4) return RedisModule_WrongArity(ctx);
 
     auto req = std::make_unique<infer_request>();
     req->kind = request_kind_generate;
-    bool meta = false, have_prompt = false;
+    generation_outputs out;
+    bool have_prompt = false;
     std::vector<RedisModuleString *> keys;
     arg_reader r(argv, argc, 2);
     while (!r.done()) {
         if (r.match("PROMPT")) {
             if (have_prompt) throw rm::reply_error("ERR give either PROMPT or TEXT, once");
             have_prompt = true;
-            while (!r.done() && !is_option(r.peek())) keys.push_back(r.next_raw("PROMPT"));
+            while (!r.done() && !find_option(r.peek())) keys.push_back(r.next_raw("PROMPT"));
             if (keys.empty()) throw rm::reply_error("ERR PROMPT needs at least one key");
         } else if (r.match("TEXT")) {
             if (have_prompt) throw rm::reply_error("ERR give either PROMPT or TEXT, once");
@@ -109,40 +207,7 @@ int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
             }
             if (t.empty()) throw rm::reply_error("ERR the prompt is empty - got 0 bytes of TEXT, expected at least 1");
             req->text = std::string(t);
-        } else if (r.match("MAX_TOKENS")) {
-            req->max_tokens = int32_t(r.next_int("MAX_TOKENS", 1, 1 << 20));
-        } else if (r.match("TEMPERATURE")) {
-            req->sampling.temperature = float(r.next_double("TEMPERATURE", 0, 100));
-        } else if (r.match("TOP_K")) {
-            req->sampling.top_k = int32_t(r.next_int("TOP_K", 0, 1 << 20));
-        } else if (r.match("TOP_P")) {
-            req->sampling.top_p = float(r.next_double("TOP_P", 0, 1));
-        } else if (r.match("MIN_P")) {
-            req->sampling.min_p = float(r.next_double("MIN_P", 0, 1));
-        } else if (r.match("REPEAT_PENALTY")) {
-            req->sampling.repeat_penalty = float(r.next_double("REPEAT_PENALTY", 0.01, 100));
-        } else if (r.match("SEED")) {
-            req->sampling.seed = uint32_t(r.next_int("SEED", 0, 0xFFFFFFFEll));
-        } else if (r.match("STOP")) {
-            const std::string_view s = r.next_str("STOP");
-            if (s.empty() || s.size() > k_max_stop_len) {
-                throw rm::reply_error("ERR STOP string length out of range - got " + std::to_string(s.size()) +
-                                      ", expected 1.." + std::to_string(k_max_stop_len));
-            }
-            if (req->stop.size() == k_max_stops) {
-                throw rm::reply_error("ERR too many STOP strings - got more than " + std::to_string(k_max_stops));
-            }
-            req->stop.emplace_back(s);
-        } else if (r.match("TIMEOUT")) {
-            const long long ms = r.next_int("TIMEOUT", 1, 86400000);
-            req->deadline = clock_type::now() + std::chrono::milliseconds(ms);
-        } else if (r.match("NO_CACHE")) {
-            req->use_cache = false;
-        } else if (r.match("IGNORE_EOS")) {
-            req->ignore_eos = true;
-        } else if (r.match("WITHMETA")) {
-            meta = true;
-        } else {
+        } else if (!parse_generation_option(r, *req, out)) {
             r.unknown_option("INFER.GENERATE");
         }
     }
@@ -163,9 +228,7 @@ int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         throw rm::reply_error("ERR MAX_TOKENS exceeds the context - got " + std::to_string(req->max_tokens) +
                               ", expected at most " + std::to_string(n_ctx - 1));
     }
-    rm::require_blocking_allowed(ctx, "INFER.GENERATE");
-    rm::block_and_submit(ctx, *inst->sched, std::move(req),
-                         [meta](RedisModuleCtx * c, infer_result & res) { return reply_result(c, res, meta); });
+    submit_generation(ctx, *inst, std::move(req), out, "");
     return REDISMODULE_OK;
 }
 

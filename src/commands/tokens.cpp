@@ -3,6 +3,7 @@
 #include "commands/commands.h"
 
 #include "commands/args.h"
+#include "commands/outputs.h"
 #include "redis/blocking.h"
 
 namespace infer::cmd {
@@ -45,7 +46,8 @@ void read_token_key(RedisModuleCtx * ctx, RedisModuleString * key, const model &
 //   <|im_start|>) become their control ids unless NO_SPECIAL; BOS is prepended when the model's
 //   metadata asks for it.
 // Reply: an array of integer ids; with STORE, the key is set to the packed little-endian uint32
-//   ids (a token key, replicated like any SET) and the reply is the number of tokens.
+//   ids (a token key, replicated like any SET) and the reply is the number of tokens; a STORE
+//   key holding another type is left alone and the reply is WRONGTYPE.
 // Errors: ERR no such model; ERR model is still loading; ERR queue full; ERR unknown option;
 //   ACL/OOM errors from the SET; cannot be called inside MULTI or scripts; wrong arity.
 int cmd_tokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
@@ -76,15 +78,13 @@ int cmd_tokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         });
         return REDISMODULE_OK;
     }
-    std::string key(rm::str(store));
-    rm::block_and_submit(ctx, *inst->sched, std::move(req), [key](RedisModuleCtx * c, infer_result & res) {
-        // Keyspace writes happen here, on the main thread, as the caller (ACL) and replicated.
-        const std::string blob = tokens_to_blob(res.tokens);
-        rm::rm_call_reply rep(RedisModule_Call(c, "SET", "!CEMbb", key.data(), key.size(), blob.data(), blob.size()));
-        if (!rep) return RedisModule_ReplyWithError(c, "ERR could not write the STORE key");
-        if (RedisModule_CallReplyType(rep.get()) == REDISMODULE_REPLY_ERROR) return RedisModule_ReplyWithCallReply(c, rep.get());
-        return RedisModule_ReplyWithLongLong(c, (long long) res.tokens.size());
-    });
+    // The key is written in the reply callback, on the main thread, replicated (outputs.h).
+    rm::block_and_submit(
+        ctx, *inst->sched, std::move(req),
+        [](RedisModuleCtx * c, infer_result & res) { return RedisModule_ReplyWithLongLong(c, (long long) res.tokens.size()); },
+        [who = write_as::caller(ctx), key = std::string(rm::str(store))](RedisModuleCtx *, infer_result & res) {
+            return res.error.empty() ? store_tokens(who, key, res.tokens, false) : std::string();
+        });
     return REDISMODULE_OK;
 }
 

@@ -55,7 +55,43 @@ std::shared_ptr<model> model::load(const model_params & params, std::string & er
     if (p.n_threads == 0) p.n_threads = int32_t(std::max(1u, std::thread::hardware_concurrency() - 1));
     if (p.queue_max == 0) p.queue_max = 64;
     out->model_ = std::move(m);
+
+    // Learn the template's shape once: what closes an assistant turn, and which token opens
+    // every message (used to truncate sessions at message boundaries).
+    const std::string marker = "\x01\x02MARK\x02\x01";
+    std::string with, without;
+    if (out->chat_apply({{"user", "x"}, {"assistant", marker}}, false, with) &&
+        out->chat_apply({{"user", "x"}}, false, without)) {
+        const size_t at = with.find(marker);
+        if (at != std::string::npos) out->chat_closing_ = with.substr(at + marker.size());
+        const auto a = out->tokenize(without, true, false);
+        std::string two;
+        out->chat_apply({{"user", "x"}, {"user", "y"}}, false, two);
+        const auto b = out->tokenize(two.substr(without.size()), true, false);
+        if (!a.empty() && !b.empty() && a.front() == b.front() && llama_vocab_get_attr(out->vocab_, a.front()) & LLAMA_TOKEN_ATTR_CONTROL) {
+            out->chat_message_start_ = a.front();
+        }
+    }
     return out;
+}
+
+bool model::chat_apply(const std::vector<chat_message> & msgs, bool add_assistant, std::string & out) const {
+    std::vector<llama_chat_message> cm;
+    size_t total = 0;
+    for (const auto & m : msgs) {
+        cm.push_back({m.role.c_str(), m.content.c_str()});
+        total += m.role.size() + m.content.size();
+    }
+    const char * tmpl = info_.chat_template.empty() ? nullptr : info_.chat_template.c_str();  // nullptr = chatml
+    std::vector<char> buf(total * 2 + 256);
+    int32_t n = llama_chat_apply_template(tmpl, cm.data(), cm.size(), add_assistant, buf.data(), int32_t(buf.size()));
+    if (n > int32_t(buf.size())) {
+        buf.resize(size_t(n));
+        n = llama_chat_apply_template(tmpl, cm.data(), cm.size(), add_assistant, buf.data(), int32_t(buf.size()));
+    }
+    if (n < 0) return false;
+    out.assign(buf.data(), size_t(n));
+    return true;
 }
 
 std::vector<token> model::tokenize(std::string_view text, bool parse_special, bool add_bos) const {

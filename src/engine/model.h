@@ -4,6 +4,7 @@
 // the Redis main thread must not call it, the scheduler thread does).
 #pragma once
 
+#include "engine/request.h"
 #include "engine/tokens.h"
 
 #include <llama-cpp.h>
@@ -60,11 +61,23 @@ public:
     std::string piece(token t) const;
     bool is_eog(token t) const { return llama_vocab_is_eog(vocab_, t); }
 
+    // The model's chat template (or chatml when the GGUF has none) applied to messages;
+    // add_assistant ends with the assistant header. Returns false if the template is unknown
+    // to llama.cpp. Thread-safe, cheap.
+    bool chat_apply(const std::vector<chat_message> & msgs, bool add_assistant, std::string & out) const;
+    // What the template writes after an assistant message's content (e.g. "<|im_end|>\n").
+    const std::string & chat_closing() const { return chat_closing_; }
+    // The first token of every templated message, -1 if messages do not start with one token
+    // the template always writes (then sessions cannot be truncated at message boundaries).
+    token chat_message_start() const { return chat_message_start_; }
+
 private:
     model_params params_;
     model_info info_;
     llama_model_ptr model_;
     const llama_vocab * vocab_ = nullptr;
+    std::string chat_closing_;
+    token chat_message_start_ = -1;
 };
 
 }  // namespace infer

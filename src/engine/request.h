@@ -54,6 +54,11 @@ struct request_control {
     std::atomic<bool> cancelled{false};
 };
 
+struct chat_message {
+    std::string role;     // "system", "user", "assistant"
+    std::string content;
+};
+
 struct infer_result {
     std::string error;            // non-empty: the request failed, this is the whole error reply
     std::string text;             // generate: the text; detokenize: the text
@@ -62,6 +67,7 @@ struct infer_result {
     int32_t prompt_tokens = 0;
     int32_t completion_tokens = 0;
     int32_t cached_tokens = 0;    // prompt tokens whose KV was reused, not prefilled
+    std::vector<token> session;   // chat: the whole conversation after this turn, as tokens
     double queue_ms = 0;          // posted -> admitted to a slot
     double prefill_ms = 0;        // admitted -> first token sampled
     double decode_ms = 0;         // first token -> finished
@@ -79,7 +85,14 @@ struct infer_request {
     std::vector<std::string> stop; // stop strings
     clock_type::time_point deadline = clock_type::time_point::max();
     clock_type::time_point posted = clock_type::now();
+    // Chat: `prompt` holds the session so far; these messages are templated and appended.
+    std::vector<chat_message> chat;
+    bool chat_truncate = false;    // drop the oldest messages instead of failing when too long
     std::shared_ptr<request_control> control = std::make_shared<request_control>();
+    // Generated tokens and the text that became final since the last call (text that could
+    // still turn into a stop string is held back). Called on the scheduler thread, once per
+    // step per request at most, and always before on_done.
+    std::function<void(const std::vector<token> & ids, const std::string & text)> on_stream;
     std::function<void(infer_result &&)> on_done;
 };
 

@@ -29,6 +29,10 @@ struct scheduler::slot {
     std::vector<token> generated;
     std::vector<token> cached;  // tokens whose KV is in this slot's stream, in order
     int32_t n_reused = 0;       // prompt tokens reused from the prefix cache
+    size_t streamed = 0;        // bytes of text already passed to on_stream
+    std::vector<token> unstreamed;  // generated ids not yet passed to on_stream
+    size_t chat_kept = 0;       // chat: session tokens kept at the front of the prompt
+    std::string chat_turn;      // chat: the templated new messages
     uint64_t last_used = 0;     // LRU order among idle slots
     clock_type::time_point t_admit, t_first;
 };
@@ -37,6 +41,17 @@ namespace {
 
 double ms_between(clock_type::time_point a, clock_type::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Bytes at the end of s that start a UTF-8 sequence not yet complete (0 if none).
+size_t utf8_incomplete_tail(const std::string & s) {
+    for (size_t k = 1; k <= 3 && k <= s.size(); ++k) {
+        const unsigned char c = (unsigned char) s[s.size() - k];
+        if ((c & 0xC0) == 0x80) continue;  // continuation byte: look further back
+        const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        return need > k ? k : 0;
+    }
+    return 0;
 }
 
 void batch_add(llama_batch & b, token t, llama_pos pos, llama_seq_id seq, bool logits) {
@@ -237,8 +252,37 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
         r->prompt = model_->tokenize(r->text, r->parse_special, /*add_bos=*/true);
         r->text.clear();
     }
-    const std::vector<token> & prompt = r->prompt;
     infer_result err;
+    size_t chat_kept = 0;
+    std::string chat_turn;
+    if (!r->chat.empty() && !model_->chat_apply(r->chat, true, chat_turn)) {
+        err.error = "ERR the model's chat template is not supported by llama.cpp - use INFER.GENERATE with your own markup";
+        complete(*r, std::move(err));
+        return true;
+    }
+    if (!r->chat.empty()) {
+        const auto turn = model_->tokenize(chat_turn, true, /*add_bos=*/r->prompt.empty());
+        size_t cut = 0;  // session tokens dropped from the front
+        const auto fits = [&](size_t c) { return r->prompt.size() - c + turn.size() + size_t(r->max_tokens) <= n_ctx_; };
+        if (!fits(0) && r->chat_truncate && model_->chat_message_start() >= 0) {
+            // Drop the oldest whole messages: cut only where a message starts.
+            for (size_t i = 1; i <= r->prompt.size() && !fits(cut); ++i) {
+                if (i == r->prompt.size() || r->prompt[i] == model_->chat_message_start()) cut = i;
+            }
+        }
+        if (!fits(cut)) {
+            err.error = "ERR chat session too long - got " + std::to_string(r->prompt.size() - cut) + "+" +
+                        std::to_string(turn.size()) + "+" + std::to_string(r->max_tokens) +
+                        " tokens (session+turn+MAX_TOKENS), expected at most " + std::to_string(n_ctx_) +
+                        (r->chat_truncate ? "" : " - TRUNCATE drops the oldest messages");
+            complete(*r, std::move(err));
+            return true;
+        }
+        r->prompt.erase(r->prompt.begin(), r->prompt.begin() + long(cut));
+        chat_kept = r->prompt.size();
+        r->prompt.insert(r->prompt.end(), turn.begin(), turn.end());
+    }
+    const std::vector<token> & prompt = r->prompt;
     if (prompt.empty()) {
         err.error = "ERR the prompt is empty - got 0 tokens, expected at least 1";
     } else if (prompt.size() + size_t(r->max_tokens) > n_ctx_) {
@@ -310,6 +354,10 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
     s.batch_index = -1;
     s.text.clear();
     s.generated.clear();
+    s.streamed = 0;
+    s.unstreamed.clear();
+    s.chat_kept = chat_kept;
+    s.chat_turn = std::move(chat_turn);
     s.t_admit = now;
     s.last_used = ++use_clock_;
     s.req = std::move(r);
@@ -317,8 +365,36 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
     return true;
 }
 
+void scheduler::emit(slot & s, bool final) {
+    if (!s.req->on_stream) return;
+    size_t safe = s.text.size();
+    if (!final) {
+        // Hold back what could still become a stop string, and a split UTF-8 character.
+        size_t hold = 0;
+        for (const auto & stop : s.req->stop) {
+            for (size_t k = std::min(stop.size() - 1, s.text.size()); k > hold; --k) {
+                if (s.text.compare(s.text.size() - k, k, stop, 0, k) == 0) {
+                    hold = k;
+                    break;
+                }
+            }
+        }
+        safe -= std::max(hold, utf8_incomplete_tail(s.text));
+    }
+    if (safe <= s.streamed && s.unstreamed.empty()) return;
+    const std::string delta = safe > s.streamed ? s.text.substr(s.streamed, safe - s.streamed) : std::string();
+    s.streamed = std::max(s.streamed, safe);
+    try {
+        s.req->on_stream(s.unstreamed, delta);
+    } catch (const std::exception & e) {
+        log_msg(log_level::error, "model %s: stream callback threw: %s", name_.c_str(), e.what());
+    }
+    s.unstreamed.clear();
+}
+
 void scheduler::finish(slot & s, finish_reason why) {
     const auto now = clock_type::now();
+    emit(s, true);
     infer_result res;
     res.finish = why;
     res.text = std::move(s.text);
@@ -330,6 +406,14 @@ void scheduler::finish(slot & s, finish_reason why) {
     const auto first = s.t_first == clock_type::time_point{} ? now : s.t_first;
     res.prefill_ms = ms_between(s.t_admit, first);
     res.decode_ms = ms_between(first, now);
+    if (!s.req->chat.empty() && why != finish_reason_cancelled) {
+        // The session grows by the turn and the answer as the template writes them, tokenized
+        // from the turn's first (special) token on, so it equals the template applied to the
+        // whole conversation and tokenized.
+        res.session.assign(s.prompt.begin(), s.prompt.begin() + long(s.chat_kept));
+        const auto tail = model_->tokenize(s.chat_turn + res.text + model_->chat_closing(), true, s.chat_kept == 0);
+        res.session.insert(res.session.end(), tail.begin(), tail.end());
+    }
     // The cells stay: what they hold becomes a cached prefix for later requests.
     cache_.insert(s.seq, s.cached);
     auto req = std::move(s.req);
@@ -434,6 +518,7 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
             }
             generated_tokens_.fetch_add(1, std::memory_order_relaxed);
             s.generated.push_back(t);
+            s.unstreamed.push_back(t);
             s.last = t;
             const size_t before = s.text.size();
             s.text += model_->piece(t);
@@ -453,6 +538,7 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
                 finish(s, finish_reason_length);
                 continue;
             }
+            emit(s, false);
         }
         if (s.req->control->cancelled.load(std::memory_order_relaxed)) finish(s, finish_reason_cancelled);
         else if (now >= s.req->deadline) finish(s, finish_reason_timeout);

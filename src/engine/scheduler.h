@@ -97,6 +97,7 @@ private:
     void serve_utility(infer_request & r);
     bool try_admit(std::unique_ptr<infer_request> & r);  // false = deferred, r untouched
     void finish(slot & s, finish_reason why);
+    void emit(slot & s, bool final);
     void fail(slot & s, const std::string & error);
     void complete(infer_request & r, infer_result && res);
     size_t free_slots() const;

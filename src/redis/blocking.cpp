@@ -4,10 +4,24 @@
 namespace infer::rm {
 namespace {
 
+std::string run_finalize(RedisModuleCtx * ctx, blocked_call & call) {
+    if (!call.finalize) return "";
+    auto f = std::move(call.finalize);
+    call.finalize = nullptr;
+    try {
+        return f(ctx, call.result);
+    } catch (const std::exception & e) {
+        log("warning", std::string("writing a result failed: ") + e.what());
+        return std::string("ERR writing the result failed - ") + e.what();
+    }
+}
+
 int on_reply(RedisModuleCtx * ctx, RedisModuleString **, int) {
     auto * call = static_cast<blocked_call *>(RedisModule_GetBlockedClientPrivateData(ctx));
     return guard(ctx, [&] {
+        const std::string err = run_finalize(ctx, *call);
         if (!call->result.error.empty()) return RedisModule_ReplyWithError(ctx, call->result.error.c_str());
+        if (!err.empty()) return RedisModule_ReplyWithError(ctx, err.c_str());
         return call->reply(ctx, call->result);
     });
 }
@@ -20,7 +34,11 @@ int on_timeout(RedisModuleCtx * ctx, RedisModuleString **, int) {
     return RedisModule_ReplyWithError(ctx, "ERR request cancelled - the client was unblocked");
 }
 
-void on_free(RedisModuleCtx *, void * privdata) { delete static_cast<blocked_call *>(privdata); }
+void on_free(RedisModuleCtx * ctx, void * privdata) {
+    auto * call = static_cast<blocked_call *>(privdata);
+    run_finalize(ctx, *call);  // the client left before its reply: the writes still happen
+    delete call;
+}
 
 void on_disconnect(RedisModuleCtx *, RedisModuleBlockedClient * bc) {
     if (auto * call = static_cast<blocked_call *>(RedisModule_BlockClientGetPrivateData(bc))) {
@@ -38,10 +56,12 @@ void require_blocking_allowed(RedisModuleCtx * ctx, const char * command) {
     }
 }
 
-pending_reply block_client(RedisModuleCtx * ctx, std::shared_ptr<request_control> control, reply_fn reply) {
+pending_reply block_client(RedisModuleCtx * ctx, std::shared_ptr<request_control> control, reply_fn reply,
+                           finalize_fn finalize) {
     auto call = std::make_unique<blocked_call>();
     call->control = std::move(control);
     call->reply = std::move(reply);
+    call->finalize = std::move(finalize);
     RedisModuleBlockedClient * bc = RedisModule_BlockClient(ctx, on_reply, on_timeout, on_free, 0);
     if (!bc) throw reply_error("ERR cannot block this client");
     RedisModule_BlockClientSetPrivateData(bc, call.get());
@@ -61,8 +81,9 @@ void pending_reply::abort() const {
     delete call_;
 }
 
-void block_and_submit(RedisModuleCtx * ctx, scheduler & sched, std::unique_ptr<infer_request> req, reply_fn reply) {
-    const pending_reply pending = block_client(ctx, req->control, std::move(reply));
+void block_and_submit(RedisModuleCtx * ctx, scheduler & sched, std::unique_ptr<infer_request> req, reply_fn reply,
+                      finalize_fn finalize) {
+    const pending_reply pending = block_client(ctx, req->control, std::move(reply), std::move(finalize));
     req->on_done = [pending](infer_result && r) { pending.complete(std::move(r)); };
     const submit_status st = sched.submit(req);
     if (st == submit_status_ok) return;

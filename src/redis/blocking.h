@@ -22,11 +22,17 @@
 
 namespace infer::rm {
 
+// Keyspace writes a request makes with its result (STORE, STREAM's last entry, a chat session),
+// on the main thread: in the reply callback before the reply, or when the blocked client is
+// freed if it disconnected first. Returns "" or an error reply (e.g. WRONGTYPE) to send instead.
+using finalize_fn = std::function<std::string(RedisModuleCtx *, infer_result &)>;
+
 struct blocked_call {
     std::shared_ptr<request_control> control;
     infer_result result;
     // Writes the reply from the result; runs on the main thread in the reply callback.
     std::function<int(RedisModuleCtx *, infer_result &)> reply;
+    finalize_fn finalize;  // may be empty; runs at most once
 };
 
 // Throws reply_error if the caller cannot be blocked (MULTI, scripts, RM_Call).
@@ -49,11 +55,12 @@ private:
 };
 
 // Blocks the client; `control` is cancelled on disconnect or CLIENT UNBLOCK.
-pending_reply block_client(RedisModuleCtx * ctx, std::shared_ptr<request_control> control, reply_fn reply);
+pending_reply block_client(RedisModuleCtx * ctx, std::shared_ptr<request_control> control, reply_fn reply,
+                           finalize_fn finalize = nullptr);
 
 // Blocks the client and submits req to sched. On any failure the client is not left blocked and
 // a reply_error is thrown. `reply` formats the result.
 void block_and_submit(RedisModuleCtx * ctx, scheduler & sched, std::unique_ptr<infer_request> req,
-                      reply_fn reply);
+                      reply_fn reply, finalize_fn finalize = nullptr);
 
 }  // namespace infer::rm

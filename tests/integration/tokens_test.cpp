@@ -31,9 +31,12 @@ TEST_F(tokens, store_then_detokenize_round_trips) {
 }
 
 TEST_F(tokens, store_overwrites_and_keys_are_declared) {
+    cmd(c.get(), {"SET", "tok:str", "old"});
+    EXPECT_EQ(cmd(c.get(), {"INFER.TOKENIZE", "tiny", "hi", "STORE", "tok:str"})->type, REDIS_REPLY_INTEGER);
+    EXPECT_NE(std::string(cmd(c.get(), {"GET", "tok:str"})->str), "old");
     cmd(c.get(), {"LPUSH", "tok:list", "x"});
-    EXPECT_EQ(cmd(c.get(), {"INFER.TOKENIZE", "tiny", "hi", "STORE", "tok:list"})->type, REDIS_REPLY_INTEGER);
-    EXPECT_STREQ(cmd(c.get(), {"TYPE", "tok:list"})->str, "string");
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.TOKENIZE", "tiny", "hi", "STORE", "tok:list"}), "WRONGTYPE"));
+    EXPECT_STREQ(cmd(c.get(), {"TYPE", "tok:list"})->str, "list");
     auto keys = cmd(c.get(), {"COMMAND", "GETKEYS", "INFER.TOKENIZE", "tiny", "hi", "STORE", "out"});
     ASSERT_EQ(keys->elements, 1u);
     EXPECT_STREQ(keys->element[0]->str, "out");

@@ -1,0 +1,32 @@
+// What INFER.GENERATE and INFER.CHAT share: generation options, output targets, key
+// declaration for Cluster/ACL, and submission with the reply and the writes. Main thread only.
+#pragma once
+
+#include "commands/args.h"
+#include "commands/commands.h"
+#include "commands/outputs.h"
+
+#include <string>
+
+namespace infer::cmd {
+
+struct generation_outputs {
+    bool meta = false;        // WITHMETA
+    std::string store_key;    // STORE
+    std::string stream_key;   // STREAM
+};
+
+// Consumes one generation option (sampling, limits, STOP, TIMEOUT, STORE, STREAM, NO_CACHE,
+// IGNORE_EOS, WITHMETA) if the reader is at one; false if it is not.
+bool parse_generation_option(arg_reader & r, infer_request & req, generation_outputs & out);
+
+// getkeys-api: declares PROMPT keys (read), STORE (overwrite) and STREAM (insert) keys found
+// from argv[from] on, skipping option values.
+void declare_generation_keys(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc, int from);
+
+// Blocks the client and posts req; the reply callback writes STREAM's last entry, STORE and
+// (for chat) the session key, then replies. Throws reply_error if it cannot block or post.
+void submit_generation(RedisModuleCtx * ctx, model_instance & inst, std::unique_ptr<infer_request> req,
+                       const generation_outputs & out, const std::string & session_key);
+
+}  // namespace infer::cmd

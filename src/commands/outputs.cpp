@@ -1,0 +1,174 @@
+// See outputs.h.
+#include "commands/outputs.h"
+
+#include <mutex>
+
+namespace infer::cmd {
+namespace {
+
+RedisModuleCtx * g_ctx = nullptr;  // detached; used on the main thread only
+
+// Runs fn with g_ctx selected to the caller's db, once the caller's ACL user may write `key`
+// (key permissions: the user needs @infer, not +set or +xadd). Main thread only.
+template <class F>
+std::string as_caller(const write_as & who, const std::string & key, int key_flags, F && fn) {
+    rm::rm_string name(RedisModule_CreateString(nullptr, who.user.data(), who.user.size()), rm::string_freer{nullptr});
+    RedisModuleUser * user = RedisModule_GetModuleUserFromUserName(name.get());
+    if (!user) return "ERR the ACL user '" + who.user + "' no longer exists - nothing written";
+    rm::rm_string k(RedisModule_CreateString(nullptr, key.data(), key.size()), rm::string_freer{nullptr});
+    const bool allowed = RedisModule_ACLCheckKeyPermissions(user, k.get(), key_flags) == REDISMODULE_OK;
+    RedisModule_FreeModuleUser(user);
+    if (!allowed) return "NOPERM No permissions to access a key";
+    RedisModule_SelectDb(g_ctx, who.db);
+    return fn();
+}
+
+std::string reply_error_text(RedisModuleCallReply * r) {
+    if (!r) return "ERR the write failed (errno " + std::to_string(errno) + ")";
+    if (RedisModule_CallReplyType(r) != REDISMODULE_REPLY_ERROR) return "";
+    size_t n = 0;
+    const char * p = RedisModule_CallReplyStringPtr(r, &n);
+    return std::string(p, n);
+}
+
+}  // namespace
+
+write_as write_as::caller(RedisModuleCtx * ctx) {
+    write_as w;
+    w.db = RedisModule_GetSelectedDb(ctx);
+    if (RedisModuleString * u = RedisModule_GetCurrentUserName(ctx)) {
+        w.user = std::string(rm::str(u));
+        RedisModule_FreeString(ctx, u);
+    } else {
+        w.user = "default";
+    }
+    return w;
+}
+
+class stream_sink : public std::enable_shared_from_this<stream_sink> {
+public:
+    stream_sink(write_as who, std::string key) : who_(std::move(who)), key_(std::move(key)) {}
+
+    // Scheduler thread.
+    void push(const std::vector<token> & ids, const std::string & text);
+    // Main thread.
+    std::string flush();
+    std::string finish(const infer_result & res);
+
+private:
+    write_as who_;
+    std::string key_;
+    std::mutex mu_;
+    std::string text_;
+    std::string ids_;   // comma-separated
+    bool queued_ = false;
+    std::string error_;  // first write error, reported with the reply
+};
+
+namespace {
+
+std::mutex g_dirty_mu;
+std::vector<std::shared_ptr<stream_sink>> g_dirty;
+bool g_flush_scheduled = false;
+
+void flush_all(void *) {
+    std::vector<std::shared_ptr<stream_sink>> dirty;
+    {
+        std::lock_guard lk(g_dirty_mu);
+        dirty.swap(g_dirty);
+        g_flush_scheduled = false;
+    }
+    for (auto & s : dirty) s->flush();
+}
+
+}  // namespace
+
+void stream_sink::push(const std::vector<token> & ids, const std::string & text) {
+    {
+        std::lock_guard lk(mu_);
+        text_ += text;
+        for (token t : ids) {
+            if (!ids_.empty()) ids_ += ',';
+            ids_ += std::to_string(t);
+        }
+        if (queued_) return;
+        queued_ = true;
+    }
+    bool schedule = false;
+    {
+        std::lock_guard lk(g_dirty_mu);
+        g_dirty.push_back(shared_from_this());
+        schedule = !g_flush_scheduled;
+        g_flush_scheduled = true;
+    }
+    if (schedule) RedisModule_EventLoopAddOneShot(flush_all, nullptr);
+}
+
+std::string stream_sink::flush() {
+    std::string text, ids;
+    {
+        std::lock_guard lk(mu_);
+        text.swap(text_);
+        ids.swap(ids_);
+        queued_ = false;
+    }
+    if (text.empty() && ids.empty()) return "";
+    const std::string err = as_caller(who_, key_, REDISMODULE_CMD_KEY_INSERT, [&] {
+        rm::rm_call_reply r(RedisModule_Call(g_ctx, "XADD", "!EMbccbcb", key_.data(), key_.size(), "*", "text",
+                                             text.data(), text.size(), "tokens", ids.data(), ids.size()));
+        return reply_error_text(r.get());
+    });
+    if (!err.empty() && error_.empty()) error_ = err;
+    return err;
+}
+
+std::string stream_sink::finish(const infer_result & res) {
+    flush();
+    const std::string err = as_caller(who_, key_, REDISMODULE_CMD_KEY_INSERT, [&] {
+        rm::rm_call_reply r;
+        if (!res.error.empty()) {
+            r.reset(RedisModule_Call(g_ctx, "XADD", "!EMbccb", key_.data(), key_.size(), "*", "error",
+                                     res.error.data(), res.error.size()));
+        } else {
+            r.reset(RedisModule_Call(g_ctx, "XADD", "!EMbcccclclcl", key_.data(), key_.size(), "*", "finish_reason",
+                                     finish_reason_name(res.finish), "prompt_tokens", (long long) res.prompt_tokens,
+                                     "completion_tokens", (long long) res.completion_tokens, "cached_tokens",
+                                     (long long) res.cached_tokens));
+        }
+        return reply_error_text(r.get());
+    });
+    return error_.empty() ? err : error_;
+}
+
+void outputs_init(RedisModuleCtx * ctx) { g_ctx = RedisModule_GetDetachedThreadSafeContext(ctx); }
+
+void outputs_shutdown() {
+    if (g_ctx) RedisModule_FreeThreadSafeContext(g_ctx);
+    g_ctx = nullptr;
+}
+
+std::shared_ptr<stream_sink> stream_attach(const write_as & who, const std::string & key, infer_request & req) {
+    auto sink = std::make_shared<stream_sink>(who, key);
+    req.on_stream = [sink](const std::vector<token> & ids, const std::string & text) { sink->push(ids, text); };
+    return sink;
+}
+
+std::string stream_finish(stream_sink & sink, const infer_result & res) { return sink.finish(res); }
+
+std::string store_tokens(const write_as & who, const std::string & key, const std::vector<token> & ids, bool keep_ttl) {
+    const std::string blob = tokens_to_blob(ids);
+    return as_caller(who, key, REDISMODULE_CMD_KEY_UPDATE, [&] {
+        rm::rm_string k(RedisModule_CreateString(g_ctx, key.data(), key.size()), rm::string_freer{g_ctx});
+        rm::rm_key h(static_cast<RedisModuleKey *>(RedisModule_OpenKey(g_ctx, k.get(), REDISMODULE_READ)));
+        const int type = RedisModule_KeyType(h.get());
+        h.reset();
+        if (type != REDISMODULE_KEYTYPE_EMPTY && type != REDISMODULE_KEYTYPE_STRING) {
+            return std::string("WRONGTYPE Operation against a key holding the wrong kind of value");
+        }
+        rm::rm_call_reply r(keep_ttl ? RedisModule_Call(g_ctx, "SET", "!EMbbc", key.data(), key.size(), blob.data(), blob.size(), "KEEPTTL")
+                                     : RedisModule_Call(g_ctx, "SET", "!EMbb", key.data(), key.size(), blob.data(), blob.size()));
+        return reply_error_text(r.get());
+    });
+}
+
+}  // namespace infer::cmd

@@ -25,6 +25,9 @@ reqs=${BENCH_REQUESTS:-3}
 ncpu=$(nproc)
 threads=${BENCH_THREADS:-$(( ncpu > 1 ? ncpu - 1 : 1 ))}
 ngl=${BENCH_GPU_LAYERS:-0}
+batch=${BENCH_BATCH:-512}
+# BENCH_PEER_BACKEND_SAMPLING=1 also measures llama-server --backend-sampling (its best on GPU).
+peer_bs=${BENCH_PEER_BACKEND_SAMPLING:-0}
 maxc=$(printf '%s\n' $conc | sort -n | tail -1)
 ctx=$(( P + G + 16 ))
 out=.bench
@@ -41,7 +44,7 @@ port=$(( 20000 + RANDOM % 20000 ))
 echo "[bench] redis-infer: $shape $type, SLOTS $maxc, CTX $ctx, THREADS $threads, GPU_LAYERS $ngl" >&2
 "$REDIS_SERVER" --port "$port" --save "" --appendonly no --daemonize no --logfile "$out/redis.log" \
     --loadmodule "$PWD/build/redis_infer.so" MODEL bench "$(basename "$model")" CTX "$ctx" SLOTS "$maxc" \
-    THREADS "$threads" GPU_LAYERS "$ngl" --infer.model-dir "$PWD/$out/models" &
+    BATCH "$batch" THREADS "$threads" GPU_LAYERS "$ngl" --infer.model-dir "$PWD/$out/models" &
 rpid=$!
 trap 'kill $rpid 2>/dev/null || true' EXIT
 for _ in $(seq 600); do
@@ -56,25 +59,32 @@ done
 "$REDIS_CLI" -p "$port" SHUTDOWN NOSAVE >/dev/null 2>&1 || true
 wait $rpid 2>/dev/null || true
 
-echo "[bench] llama-server: same model, -np $maxc, -c $(( ctx * maxc )), -t $threads, -ngl $ngl" >&2
-"$LLAMA_PREFIX/bin/llama-server" -m "$model" --port "$port" -np "$maxc" -c $(( ctx * maxc )) -t "$threads" -tb "$threads" \
-    -b 512 -ub 512 -ngl "$ngl" --no-webui >"$out/llama-server.log" 2>&1 &
-lpid=$!
-trap 'kill $lpid 2>/dev/null || true' EXIT
-for _ in $(seq 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && grep -q ' 200 ' <&3) 2>/dev/null && break
-    sleep 0.5
-done
-for c in $conc; do
-    build/bench --target llama-server --port "$port" --concurrency 1 --prompt "$P" --gen 8 --requests 1 >/dev/null
-    build/bench --target llama-server --port "$port" --concurrency "$c" --prompt "$P" --gen "$G" --requests "$reqs" | tee -a "$csv" >&2
-done
-kill $lpid; wait $lpid 2>/dev/null || true
+run_peer() {  # label, extra llama-server arguments...
+    local label=$1
+    shift
+    echo "[bench] llama-server $*: same model, -np $maxc, -c $(( ctx * maxc )), -b $batch, -t $threads, -ngl $ngl" >&2
+    "$LLAMA_PREFIX/bin/llama-server" -m "$model" --port "$port" -np "$maxc" -c $(( ctx * maxc )) -t "$threads" -tb "$threads" \
+        -b "$batch" -ub "$(( batch < 512 ? batch : 512 ))" -ngl "$ngl" --no-webui "$@" >"$out/llama-server-$label.log" 2>&1 &
+    lpid=$!
+    trap 'kill $lpid 2>/dev/null || true' EXIT
+    for _ in $(seq 600); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && grep -q ' 200 ' <&3) 2>/dev/null && break
+        sleep 0.5
+    done
+    for c in $conc; do
+        build/bench --target llama-server --port "$port" --concurrency 1 --prompt "$P" --gen 8 --requests 1 >/dev/null
+        build/bench --target llama-server --port "$port" --concurrency "$c" --prompt "$P" --gen "$G" --requests "$reqs" |
+            sed "s/^llama-server,/$label,/" | tee -a "$csv" >&2
+    done
+    kill $lpid; wait $lpid 2>/dev/null || true
+}
+run_peer llama-server
+[ "$peer_bs" = 1 ] && run_peer llama-server-bs --backend-sampling
 
 echo "[bench] llama-batched-bench" >&2
 npl=$(printf '%s,' $conc); npl=${npl%,}
-"$LLAMA_PREFIX/bin/llama-batched-bench" -m "$model" -c $(( ctx * maxc )) -b 512 -ub 512 -npp "$P" -ntg "$G" -npl "$npl" \
-    -t "$threads" -tb "$threads" -ngl "$ngl" -kvu >"$out/batched-bench.log" 2>&1
+"$LLAMA_PREFIX/bin/llama-batched-bench" -m "$model" -c $(( ctx * maxc )) -b "$batch" -ub "$(( batch < 512 ? batch : 512 ))" \
+    -npp "$P" -ntg "$G" -npl "$npl" -t "$threads" -tb "$threads" -ngl "$ngl" >"$out/batched-bench.log" 2>&1
 # Columns: | PP | TG | B | N_KV | T_PP s | S_PP t/s | T_TG s | S_TG t/s | T s | S t/s |
 # Generated tokens per second end to end (B * TG / T), as the clients see it, and S_TG (decode only).
 awk -F'|' '/^\|[ ]+[0-9]/ { gsub(/ /, ""); printf "batched-bench,%s,,%.1f,%s\n", $4, $4 * $3 / $10, $9 }' "$out/batched-bench.log" >>"$csv"
@@ -82,13 +92,15 @@ awk -F'|' '/^\|[ ]+[0-9]/ { gsub(/ /, ""); printf "batched-bench,%s,,%.1f,%s\n",
 echo
 echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ncpu cores; model $shape $type (random weights); prompt $P + $G generated tokens, greedy; threads $threads; GPU layers $ngl"
 echo
-echo "| clients | redis-infer gen tok/s | llama-server gen tok/s | ratio | llama-batched-bench (total tok/s, end to end) | redis-infer TTFT p50 / p99 ms | llama-server TTFT p50 / p99 ms | PING p50 / p99 / max ms during load |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| clients | redis-infer gen tok/s | llama-server gen tok/s | ratio | llama-server --backend-sampling | ratio | llama-batched-bench gen tok/s (end to end) | redis-infer / engine | redis-infer TTFT p50 / p99 ms | llama-server TTFT p50 / p99 ms | PING p50 / p99 / max ms during load |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 for c in $conc; do
-    r=$(grep "^redis,$c," "$csv" | head -1); l=$(grep "^llama-server,$c," "$csv" | head -1); b=$(grep "^batched-bench,$c," "$csv" | head -1)
+    r=$(grep "^redis,$c," "$csv" | head -1); l=$(grep "^llama-server,$c," "$csv" | head -1)
+    lb=$(grep "^llama-server-bs,$c," "$csv" | head -1); b=$(grep "^batched-bench,$c," "$csv" | head -1)
     IFS=, read -r _ _ _ rtok _ rt50 rt99 _ _ p50 p99 pmax <<<"$r"
     IFS=, read -r _ _ _ ltok _ lt50 lt99 _ _ _ _ _ <<<"$l"
+    lbtok=""; [ -n "$lb" ] && IFS=, read -r _ _ _ lbtok _ <<<"$lb"
     IFS=, read -r _ _ _ btok _ <<<"$b"
-    ratio=$(awk -v a="$rtok" -v b="$ltok" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    echo "| $c | $rtok | $ltok | $ratio | ${btok:--} | $rt50 / $rt99 | $lt50 / $lt99 | $p50 / $p99 / $pmax |"
+    echo "| $c | $rtok | $ltok | $(ratio "$rtok" "$ltok") | ${lbtok:--} | $(ratio "$rtok" "${lbtok:-0}") | ${btok:--} | $(ratio "$rtok" "${btok:-0}") | $rt50 / $rt99 | $lt50 / $lt99 | $p50 / $p99 / $pmax |"
 done

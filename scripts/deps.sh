@@ -24,6 +24,8 @@ REDIS_DEB_VERSION=8.0.2
 deps_log() { printf '[deps] %s\n' "$*" >&2; }
 
 deps_packages() {
+    # Machines without package registries (the GPU machine) bring their own toolchain.
+    [ "${REDIS_INFER_NO_APT:-0}" = 1 ] && return 0
     local want=(cmake ninja-build g++ pkg-config git libhiredis-dev libgtest-dev googletest
                 tcl ca-certificates)
     local missing=()
@@ -45,7 +47,7 @@ deps_llama() {
         cuda_flags="-DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=${REDIS_INFER_CUDA_ARCH:-90}"
         tag="cuda${REDIS_INFER_CUDA_ARCH:-90}"
     fi
-    local flags="$REDIS_INFER_CPU_FLAGS $cuda_flags"
+    local flags="$REDIS_INFER_CPU_FLAGS $cuda_flags ${REDIS_INFER_LLAMA_TOOLS:-}"
     local key; key=$(printf '%s' "$flags" | sha1sum | cut -c1-10)
     local dir="$REDIS_INFER_CACHE/llama.cpp-nlc$NODE_LLAMA_CPP_VERSION-$tag-$key"
     export LLAMA_PREFIX="$dir/prefix" LLAMA_SRC="$dir/src"
@@ -69,7 +71,7 @@ deps_llama() {
         -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON \
         -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF \
         >"$dir/configure.log" 2>&1 || { tail -30 "$dir/configure.log"; return 1; }
-    local tools=(llama-simple llama-completion llama-server llama-batched-bench llama-tokenize)
+    local tools=(${REDIS_INFER_LLAMA_TOOLS:-llama-simple llama-completion llama-server llama-batched-bench llama-tokenize})
     cmake --build "$dir/build" -j "$REDIS_INFER_JOBS" --target llama ggml "${tools[@]}" \
         >"$dir/build.log" 2>&1 || { tail -40 "$dir/build.log"; return 1; }
 
@@ -78,7 +80,7 @@ deps_llama() {
     cp "$dir"/src/include/*.h "$dir"/src/ggml/include/*.h "$p/include/" &&
     find "$dir/build" -name '*.a' -exec cp {} "$p/lib/" \; &&
     for t in "${tools[@]}"; do cp "$dir/build/bin/$t" "$p/bin/"; done &&
-    cp "$dir"/src/models/ggml-vocab-qwen2.gguf "$dir"/src/models/ggml-vocab-bert-bge.gguf "$p/vocab/" &&
+    cp "$dir"/src/models/ggml-vocab-qwen2.gguf "$dir"/src/models/ggml-vocab-bert-bge.gguf "$p/vocab/" &&  # kept in trimmed tarballs
     printf '%s\n' "$flags" >"$dir/flags" &&
     rm -rf "$dir/build" && touch "$dir/.ok"
 }
@@ -100,8 +102,12 @@ deps_redis() {
         >"$dir/apt/sources.list"
     local aopt=(-o "Dir::Etc::SourceList=$dir/apt/sources.list" -o "Dir::Etc::SourceParts=$dir/apt/parts"
                 -o "Dir::State::Lists=$dir/apt/lists" -o "Dir::Cache::archives=$dir/apt")
-    (cd "$dir/src" && apt-get -qq "${aopt[@]}" update && apt-get -qq "${aopt[@]}" source --download-only redis) \
-        >"$dir/fetch.log" 2>&1 || { cat "$dir/fetch.log"; return 1; }
+    if [ -n "${REDIS_INFER_REDIS_TARBALL:-}" ]; then
+        cp "$REDIS_INFER_REDIS_TARBALL" "$dir/src/" || return 1  # offline: the source travels
+    else
+        (cd "$dir/src" && apt-get -qq "${aopt[@]}" update && apt-get -qq "${aopt[@]}" source --download-only redis) \
+            >"$dir/fetch.log" 2>&1 || { cat "$dir/fetch.log"; return 1; }
+    fi
     local orig; orig=$(ls "$dir"/src/redis_*.orig.tar.gz 2>/dev/null | head -1)
     [ -n "$orig" ] || { deps_log "no redis source in trixie: $(ls "$dir/src")"; return 1; }
     case "$orig" in *"_$REDIS_DEB_VERSION.orig"*) ;; *) deps_log "note: trixie now ships $(basename "$orig")";; esac
@@ -124,5 +130,7 @@ deps_all() {
 
 # CMake flags for this project matching how the dependencies were built.
 deps_cmake_flags() {
-    if [ "$REDIS_INFER_CUDA" = 1 ]; then echo "-DREDIS_INFER_CUDA=ON"; else echo "-DREDIS_INFER_CUDA=OFF"; fi
+    if [ "$REDIS_INFER_CUDA" = 1 ]; then echo -n "-DREDIS_INFER_CUDA=ON"; else echo -n "-DREDIS_INFER_CUDA=OFF"; fi
+    # Without package registries there is no GoogleTest or hiredis: build and benchmark only.
+    if [ "${REDIS_INFER_NO_APT:-0}" = 1 ]; then echo " -DREDIS_INFER_TESTS=OFF"; else echo; fi
 }

@@ -1,14 +1,38 @@
-// Builds one llama.cpp sampler chain per request from its sampling_params.
-// Only the scheduler thread uses the chains it builds.
+// Per-request token sampling from a row of logits.
+//
+// Greedy requests without penalties take a fast path: an argmax straight over the logits
+// (what llama.cpp's greedy sampler computes, without building a 152k-entry candidate array).
+// Everything else runs a llama.cpp sampler chain (penalties, top-k, top-p, min-p, temperature,
+// dist, in llama-server's order) over a candidate buffer the sampler owns.
+//
+// Threading: one sampler belongs to one request; sample() only touches the sampler and the
+// logits row it is given, so different samplers may run on different threads at once (the
+// scheduler spreads a step's sampling over its worker pool).
 #pragma once
 
 #include "engine/request.h"
 
 #include <llama-cpp.h>
 
+#include <vector>
+
 namespace infer {
 
-// The order follows llama-server's default: penalties, top-k, top-p, min-p, temperature, dist.
-llama_sampler_ptr sampler_make(const sampling_params & p, const llama_vocab * vocab);
+class token_sampler {
+public:
+    token_sampler(const sampling_params & p, const llama_vocab * vocab);
+
+    // Feeds prompt tokens to stateful samplers (the repeat penalty looks back over them).
+    void accept_prompt(const std::vector<token> & prompt);
+    // Picks the next token from one row of logits (n_vocab floats) and records it.
+    token sample(const float * logits);
+
+private:
+    int32_t n_vocab_;
+    bool greedy_;
+    int32_t repeat_last_n_ = 0;
+    llama_sampler_ptr chain_;
+    std::vector<llama_token_data> cur_;
+};
 
 }  // namespace infer

@@ -18,11 +18,12 @@ namespace infer {
 struct scheduler::slot {
     llama_seq_id seq = 0;
     std::unique_ptr<infer_request> req;  // null = free
-    llama_sampler_ptr sampler;
+    std::unique_ptr<token_sampler> sampler;
     std::vector<token> prompt;
     size_t n_prefilled = 0;   // prompt tokens already in the KV cache
     llama_pos n_past = 0;     // next position
     token last = -1;          // sampled, not yet decoded
+    token sampled = -1;       // this step's sample
     bool generating = false;  // prompt fully prefilled
     int32_t batch_index = -1; // index of this slot's logits in the current batch, -1 = none
     std::string text;
@@ -70,7 +71,10 @@ scheduler::scheduler(std::string name, std::shared_ptr<const model> m)
       model_(std::move(m)),
       n_ctx_(model_->params().n_ctx),
       n_batch_(model_->params().n_batch),
-      queue_max_(model_->params().queue_max) {
+      queue_max_(model_->params().queue_max),
+      // Sampling 152k-entry rows for many slots is real work; with the model on a GPU the CPU
+      // cores are free for it. On CPU they belong to the decode threads.
+      pool_(model_->params().n_gpu_layers != 0 ? std::min<size_t>(7, std::max(1u, std::thread::hardware_concurrency()) - 1) : 0) {
     const model_params & p = model_->params();
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = p.n_ctx * p.n_slots;
@@ -338,12 +342,8 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
         prefix_hit_tokens_.fetch_add(reuse, std::memory_order_relaxed);
     }
 
-    s.sampler = sampler_make(r->sampling, model_->vocab());
-    if (r->sampling.repeat_penalty != 1.0f) {
-        // The penalty looks back over the prompt too, as llama-server's does.
-        const size_t from = prompt.size() > size_t(r->sampling.repeat_last_n) ? prompt.size() - r->sampling.repeat_last_n : 0;
-        for (size_t i = from; i < prompt.size(); ++i) llama_sampler_accept(s.sampler.get(), prompt[i]);
-    }
+    s.sampler = std::make_unique<token_sampler>(r->sampling, model_->vocab());
+    s.sampler->accept_prompt(prompt);  // the repeat penalty looks back over the prompt, as llama-server's does
     s.prompt = std::move(r->prompt);
     s.cached.assign(s.prompt.begin(), s.prompt.begin() + long(reuse));
     s.n_reused = int32_t(reuse);
@@ -498,6 +498,22 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
         if (s->n_prefilled == s->prompt.size()) cache_.insert(s->seq, s->cached);  // shareable from now on
     }
 
+    // Sampling: the logits rows are fetched here (llama.cpp's accessors are not thread-safe),
+    // then every slot samples its row, spread over the worker pool.
+    std::vector<slot *> & sampling = sampling_slots_;
+    std::vector<const float *> & rows = sampling_rows_;
+    sampling.clear();
+    rows.clear();
+    for (auto & sp : slots_) {
+        if (sp->req && sp->batch_index >= 0) {
+            sampling.push_back(sp.get());
+            rows.push_back(llama_get_logits_ith(ctx_.get(), sp->batch_index));
+        }
+    }
+    sampled_.resize(sampling.size());
+    pool_.parallel_for(sampling.size(), [&](size_t i) { sampled_[i] = sampling[i]->sampler->sample(rows[i]); });
+    for (size_t i = 0; i < sampling.size(); ++i) sampling[i]->sampled = sampled_[i];
+
     const auto now = clock_type::now();
     for (auto & sp : slots_) {
         slot & s = *sp;
@@ -507,7 +523,7 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
                 ++s.n_past;
                 s.cached.push_back(s.last);
             }
-            const token t = llama_sampler_sample(s.sampler.get(), ctx_.get(), s.batch_index);
+            const token t = s.sampled;
             if (!s.generating) {
                 s.generating = true;
                 s.t_first = now;

@@ -26,6 +26,7 @@
 
 #include "engine/model.h"
 #include "engine/prefix_cache.h"
+#include "engine/worker_pool.h"
 #include "engine/request.h"
 
 #include <atomic>
@@ -113,6 +114,10 @@ private:
     std::vector<std::unique_ptr<slot>> slots_;
     llama_batch batch_{};
     prefix_cache cache_;
+    worker_pool pool_;
+    std::vector<slot *> sampling_slots_;   // reused every step: no per-step allocation
+    std::vector<const float *> sampling_rows_;
+    std::vector<token> sampled_;
     std::deque<std::unique_ptr<infer_request>> deferred_;  // waiting for another slot's prefill
     uint64_t use_clock_ = 0;
 

@@ -355,3 +355,36 @@ TEST(prefix_reuse, concurrent_requests_prefill_a_shared_prefix_once) {
     EXPECT_LT(st.prompt_tokens, prompts[0].size() + 3 * 16);
     RecordProperty("prefilled", std::to_string(st.prompt_tokens) + " of " + std::to_string(total_prompt));
 }
+
+// With GPU_LAYERS set, sampling runs on the worker pool; outputs must not change. (On a CPU-only
+// build the layers stay on the CPU, but the pooled sampling path is the same.)
+TEST(scheduler, pooled_sampling_gives_the_same_outputs) {
+    backend_init();
+    model_params p = model_default_params();
+    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
+    p.n_ctx = 512;
+    p.n_slots = 8;
+    p.n_threads = 2;
+    p.n_gpu_layers = -1;
+    std::string err;
+    auto m = model::load(p, err);
+    ASSERT_TRUE(m) << err;
+    scheduler s("t", m);
+    std::vector<std::future<infer_result>> futs;
+    std::vector<std::vector<token>> prompts;
+    for (int i = 0; i < 8; ++i) {
+        prompts.push_back(prompt_of(*m, "pooled prompt " + std::to_string(i) + std::string(size_t(i) * 3, 'q')));
+        auto r = greedy_request(prompts.back(), 16);
+        if (i % 2) {  // half of them through a sampler chain (seeded, so reproducible)
+            r->sampling.temperature = 0.9f;
+            r->sampling.seed = 77;
+        }
+        futs.push_back(post(s, std::move(r)));
+    }
+    for (int i = 0; i < 8; ++i) {
+        const auto res = futs[size_t(i)].get();
+        ASSERT_TRUE(res.error.empty()) << res.error;
+        if (i % 2 == 0) EXPECT_EQ(res.tokens, reference_greedy(*m, prompts[size_t(i)], 16)) << i;
+        else EXPECT_EQ(res.completion_tokens, 16);
+    }
+}

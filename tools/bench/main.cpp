@@ -13,8 +13,14 @@
 //
 // Usage: bench --target redis|llama-server --port N [--model tiny] [--concurrency 4] [--prompt 128]
 //              [--gen 128] [--requests 4] [--vocab 151936] [--seed 1]
-
-#include <hiredis/hiredis.h>
+//
+// Prefix-reuse scenarios (redis-infer only), each printing its own small table:
+//   --scenario prefix   time to first token for a prompt whose first --prompt tokens were seen
+//                       by an earlier request, cached vs cold (NO_CACHE)
+//   --scenario shared   --concurrency clients whose prompts share a --prompt-token prefix, with
+//                       and without reuse: wall time, aggregate tokens/s, prefilled tokens
+//   --scenario chat     a --requests-turn INFER.CHAT: per turn prompt, cached and prefilled
+//                       tokens and latency
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -49,6 +55,7 @@ struct options {
     int requests = 4;
     int vocab = 151936;
     unsigned seed = 1;
+    std::string scenario;
 };
 
 [[noreturn]] void die(const std::string & m) {
@@ -63,6 +70,111 @@ double pct(std::vector<double> v, double p) {
     std::sort(v.begin(), v.end());
     const size_t i = std::min(v.size() - 1, size_t(p / 100.0 * double(v.size() - 1) + 0.5));
     return v[i];
+}
+
+// ---- a minimal RESP2 client (the GPU image has no hiredis) -----------------------------------
+
+struct reply {
+    char type = 0;                 // '+', '-', ':', '$', '*'
+    std::string str;               // simple, error, bulk
+    long long integer = 0;
+    bool nil = false;
+    std::vector<reply> elems;
+};
+
+int tcp_connect(const std::string & host, int port) {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(uint16_t(port));
+    inet_pton(AF_INET, host.c_str(), &a.sin_addr);
+    if (connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) die("cannot connect to port " + std::to_string(port));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+class resp_conn {
+public:
+    resp_conn(const std::string & host, int port) : fd_(tcp_connect(host, port)) {}
+    ~resp_conn() { close(fd_); }
+    reply call(const std::vector<std::string> & args) {
+        std::string req = "*" + std::to_string(args.size()) + "\r\n";
+        for (const auto & a : args) req += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+        for (size_t off = 0; off < req.size();) {
+            const ssize_t n = send(fd_, req.data() + off, req.size() - off, MSG_NOSIGNAL);
+            if (n <= 0) die("send failed");
+            off += size_t(n);
+        }
+        return read_reply();
+    }
+
+private:
+    std::string line() {
+        for (;;) {
+            const size_t e = buf_.find("\r\n", pos_);
+            if (e != std::string::npos) {
+                std::string l = buf_.substr(pos_, e - pos_);
+                pos_ = e + 2;
+                return l;
+            }
+            fill();
+        }
+    }
+    void fill() {
+        if (pos_ > 0) {
+            buf_.erase(0, pos_);
+            pos_ = 0;
+        }
+        char tmp[65536];
+        const ssize_t n = recv(fd_, tmp, sizeof tmp, 0);
+        if (n <= 0) die("connection closed");
+        buf_.append(tmp, size_t(n));
+    }
+    reply read_reply() {
+        reply r;
+        const std::string l = line();
+        r.type = l.empty() ? 0 : l[0];
+        const std::string rest = l.substr(1);
+        if (r.type == '+' || r.type == '-') {
+            r.str = rest;
+        } else if (r.type == ':') {
+            r.integer = atoll(rest.c_str());
+        } else if (r.type == '$') {
+            const long long n = atoll(rest.c_str());
+            if (n < 0) {
+                r.nil = true;
+                return r;
+            }
+            while (buf_.size() - pos_ < size_t(n) + 2) fill();
+            r.str = buf_.substr(pos_, size_t(n));
+            pos_ += size_t(n) + 2;
+        } else if (r.type == '*') {
+            const long long n = atoll(rest.c_str());
+            for (long long i = 0; i < n; ++i) r.elems.push_back(read_reply());
+        } else {
+            die("bad RESP reply: " + l);
+        }
+        return r;
+    }
+    int fd_;
+    std::string buf_;
+    size_t pos_ = 0;
+};
+
+std::string field(const reply & r, const char * k) {
+    for (size_t i = 0; i + 1 < r.elems.size(); i += 2) {
+        if (r.elems[i].str == k) {
+            const reply & v = r.elems[i + 1];
+            return v.type == ':' ? std::to_string(v.integer) : v.str;
+        }
+    }
+    return "";
+}
+
+reply must(reply r, const char * what) {
+    if (r.type == '-') die(std::string(what) + " failed: " + r.str);
+    return r;
 }
 
 struct sample {
@@ -82,42 +194,23 @@ std::vector<uint32_t> random_prompt(const options & o, int client) {
 
 // ---- redis-infer over RESP ------------------------------------------------------------------
 
-std::string field(redisReply * r, const char * k) {
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        if (strcmp(r->element[i]->str, k) == 0) {
-            redisReply * v = r->element[i + 1];
-            return v->type == REDIS_REPLY_INTEGER ? std::to_string(v->integer) : std::string(v->str, v->len);
-        }
-    }
-    return "";
-}
-
-redisContext * redis_connect(const options & o) {
-    redisContext * c = redisConnect(o.host.c_str(), o.port);
-    if (!c || c->err) die("cannot connect to redis on port " + std::to_string(o.port));
-    return c;
-}
-
 void redis_client(const options & o, int id, std::vector<sample> & out) {
-    redisContext * c = redis_connect(o);
+    resp_conn c(o.host, o.port);
     const auto ids = random_prompt(o, id);
     std::string blob;
     for (uint32_t v : ids) for (int b = 0; b < 4; ++b) blob.push_back(char((v >> (8 * b)) & 0xff));
     const std::string key = "bench:prompt:" + std::to_string(id);
-    freeReplyObject(redisCommand(c, "SET %b %b", key.data(), key.size(), blob.data(), blob.size()));
+    must(c.call({"SET", key, blob}), "SET");
     const std::string gen = std::to_string(o.gen);
     for (int i = 0; i < o.requests; ++i) {
         const auto t0 = clk::now();
-        auto * r = static_cast<redisReply *>(redisCommand(c, "INFER.GENERATE %s PROMPT %s MAX_TOKENS %s TEMPERATURE 0 IGNORE_EOS WITHMETA",
-                                                           o.model.c_str(), key.c_str(), gen.c_str()));
+        const reply r = must(c.call({"INFER.GENERATE", o.model, "PROMPT", key, "MAX_TOKENS", gen, "TEMPERATURE", "0",
+                                     "IGNORE_EOS", "WITHMETA"}), "INFER.GENERATE");
         const double lat = ms_since(t0);
-        if (!r || r->type != REDIS_REPLY_ARRAY) die(std::string("generate failed: ") + (r && r->str ? r->str : "no reply"));
         const double decode = atof(field(r, "decode_ms").c_str());
         const int n = atoi(field(r, "completion_tokens").c_str());
         out.push_back({lat - decode, n > 1 ? decode / (n - 1) : 0, n});
-        freeReplyObject(r);
     }
-    redisFree(c);
 }
 
 // ---- llama-server over HTTP -----------------------------------------------------------------
@@ -129,14 +222,7 @@ struct http_conn {
 
 http_conn http_connect(const options & o) {
     http_conn h;
-    h.fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(uint16_t(o.port));
-    inet_pton(AF_INET, o.host.c_str(), &a.sin_addr);
-    if (connect(h.fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) die("cannot connect to llama-server");
-    int one = 1;
-    setsockopt(h.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    h.fd = tcp_connect(o.host, o.port);
     return h;
 }
 
@@ -197,6 +283,94 @@ void llama_client(const options & o, int id, std::vector<sample> & out) {
     close(h.fd);
 }
 
+// ---- prefix-reuse scenarios (redis-infer) ---------------------------------------------------
+
+std::string blob_of(const std::vector<uint32_t> & ids) {
+    std::string b;
+    for (uint32_t v : ids) for (int k = 0; k < 4; ++k) b.push_back(char((v >> (8 * k)) & 0xff));
+    return b;
+}
+
+reply generate_meta(resp_conn & c, const options & o, const std::vector<std::string> & keys, int gen, bool nocache) {
+    std::vector<std::string> args = {"INFER.GENERATE", o.model, "PROMPT"};
+    args.insert(args.end(), keys.begin(), keys.end());
+    args.insert(args.end(), {"MAX_TOKENS", std::to_string(gen), "TEMPERATURE", "0", "IGNORE_EOS", "WITHMETA"});
+    if (nocache) args.push_back("NO_CACHE");
+    return must(c.call(args), "INFER.GENERATE");
+}
+
+void set_key(resp_conn & c, const std::string & k, const std::vector<uint32_t> & ids) {
+    must(c.call({"SET", k, blob_of(ids)}), "SET");
+}
+
+double ttft_of(const reply & r) { return atof(field(r, "queue_ms").c_str()) + atof(field(r, "prefill_ms").c_str()); }
+
+void scenario_prefix(const options & o) {
+    resp_conn c(o.host, o.port);
+    printf("| run | shared prefix tokens | cold TTFT ms (NO_CACHE) | cached TTFT ms | cached_tokens | speedup |\n|---|---|---|---|---|---|\n");
+    for (int run = 0; run < o.requests; ++run) {
+        options p = o;
+        p.seed = o.seed + unsigned(run) * 101u;
+        set_key(c, "bench:prefix", random_prompt(p, 1000));
+        options q = p;
+        q.prompt = 16;
+        set_key(c, "bench:q1", random_prompt(q, 2001));
+        set_key(c, "bench:q2", random_prompt(q, 2002));
+        const double cold_ms = ttft_of(generate_meta(c, o, {"bench:prefix", "bench:q1"}, 1, true));
+        const reply warm = generate_meta(c, o, {"bench:prefix", "bench:q2"}, 1, false);
+        const double warm_ms = ttft_of(warm);
+        printf("| %d | %d | %.1f | %.1f | %s | %.1fx |\n", run + 1, o.prompt, cold_ms, warm_ms, field(warm, "cached_tokens").c_str(),
+               cold_ms / warm_ms);
+    }
+}
+
+void scenario_shared(const options & o) {
+    printf("| reuse | clients | shared prefix | wall s | gen tok/s | TTFT p50 / max ms | prefilled tokens |\n|---|---|---|---|---|---|---|\n");
+    for (bool nocache : {true, false}) {
+        resp_conn c(o.host, o.port);
+        options p = o;
+        p.seed = o.seed + (nocache ? 7u : 13u);  // a fresh prefix for each pass: nothing cached yet
+        set_key(c, "bench:shared", random_prompt(p, 3000));
+        const long pre0 = atol(field(c.call({"INFER.INFO", o.model}), "prompt_tokens").c_str());
+        std::vector<double> ttft(size_t(o.concurrency));
+        std::vector<std::thread> ts;
+        const auto t0 = clk::now();
+        for (int i = 0; i < o.concurrency; ++i) {
+            ts.emplace_back([&, i] {
+                resp_conn cc(o.host, o.port);
+                options q = p;
+                q.prompt = 32;
+                const std::string key = "bench:sq:" + std::to_string(i);
+                set_key(cc, key, random_prompt(q, 4000 + i));
+                ttft[size_t(i)] = ttft_of(generate_meta(cc, o, {"bench:shared", key}, o.gen, nocache));
+            });
+        }
+        for (auto & t : ts) t.join();
+        const double wall = ms_since(t0) / 1000.0;
+        const long pre1 = atol(field(c.call({"INFER.INFO", o.model}), "prompt_tokens").c_str());
+        printf("| %s | %d | %d | %.2f | %.1f | %.0f / %.0f | %ld |\n", nocache ? "no (NO_CACHE)" : "yes", o.concurrency, o.prompt,
+               wall, double(o.concurrency) * o.gen / wall, pct(ttft, 50), pct(ttft, 100), pre1 - pre0);
+    }
+}
+
+void scenario_chat(const options & o) {
+    resp_conn c(o.host, o.port);
+    c.call({"DEL", "bench:chat"});
+    printf("| turn | prompt tokens | cached | prefilled | TTFT ms | latency ms |\n|---|---|---|---|---|---|\n");
+    for (int t = 0; t < o.requests; ++t) {
+        std::string user = "Turn " + std::to_string(t) + ":";
+        for (int w = 0; w < 40; ++w) user += " word" + std::to_string((t * 31 + w) % 97);
+        std::vector<std::string> args = {"INFER.CHAT", o.model, "bench:chat"};
+        if (t == 0) args.insert(args.end(), {"SYSTEM", "Be brief."});
+        args.insert(args.end(), {"USER", user, "MAX_TOKENS", std::to_string(o.gen), "TEMPERATURE", "0", "IGNORE_EOS", "WITHMETA"});
+        const auto t0 = clk::now();
+        const reply r = must(c.call(args), "INFER.CHAT");
+        const double lat = ms_since(t0);
+        const long pt = atol(field(r, "prompt_tokens").c_str()), ct = atol(field(r, "cached_tokens").c_str());
+        printf("| %d | %ld | %ld | %ld | %.1f | %.1f |\n", t + 1, pt, ct, pt - ct, ttft_of(r), lat);
+    }
+}
+
 }  // namespace
 
 int main(int argc, char ** argv) {
@@ -217,9 +391,14 @@ int main(int argc, char ** argv) {
         else if (a == "--requests") o.requests = std::stoi(next());
         else if (a == "--vocab") o.vocab = std::stoi(next());
         else if (a == "--seed") o.seed = unsigned(std::stoul(next()));
+        else if (a == "--scenario") o.scenario = next();
         else die("unknown argument " + a);
     }
     if (o.target != "redis" && o.target != "llama-server") die("--target is redis or llama-server");
+    if (o.scenario == "prefix") return scenario_prefix(o), 0;
+    if (o.scenario == "shared") return scenario_shared(o), 0;
+    if (o.scenario == "chat") return scenario_chat(o), 0;
+    if (!o.scenario.empty()) die("--scenario is prefix, shared or chat");
 
     std::vector<std::vector<sample>> per(size_t(o.concurrency));
     std::vector<double> pings;
@@ -227,14 +406,13 @@ int main(int argc, char ** argv) {
     std::thread pinger;
     if (o.target == "redis") {
         pinger = std::thread([&] {
-            redisContext * c = redis_connect(o);
+            resp_conn c(o.host, o.port);
             while (running.load()) {
                 const auto t0 = clk::now();
-                freeReplyObject(redisCommand(c, "PING"));
+                c.call({"PING"});
                 pings.push_back(ms_since(t0));
                 std::this_thread::sleep_for(std::chrono::milliseconds(2));
             }
-            redisFree(c);
         });
     }
     const auto t0 = clk::now();

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Packs what the GPU machine needs and cannot download (it has no network) into .gpu/ (ignored
+# by git, carried with `carry: [".gpu"]`): a trimmed llama.cpp source tree (the pinned one,
+# without models, docs, tests and other backends) and Redis' Debian source tarball.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+deps_all >/dev/null
+mkdir -p .gpu
+tar cf .gpu/llama-src.tar -C "$(dirname "$LLAMA_SRC")" \
+    --exclude='src/models/*' --exclude='src/docs' --exclude='src/gguf-py' --exclude='src/tests' \
+    --exclude='src/.github' --exclude='src/media' --exclude='src/tools/ui/dist' \
+    --exclude='src/examples/llama.android' --exclude='src/examples/llama.swiftui' \
+    --exclude='src/ggml/src/ggml-vulkan' --exclude='src/ggml/src/ggml-sycl' --exclude='src/ggml/src/ggml-metal' \
+    --exclude='src/ggml/src/ggml-opencl' --exclude='src/ggml/src/ggml-cann' --exclude='src/ggml/src/ggml-webgpu' \
+    --exclude='src/ggml/src/ggml-hexagon' --exclude='src/ggml/src/ggml-zdnn' --exclude='src/ggml/src/ggml-openvino' \
+    src
+# ... but the two vocab files the test models copy their tokenizers from.
+tar rf .gpu/llama-src.tar -C "$(dirname "$LLAMA_SRC")" src/models/ggml-vocab-qwen2.gguf src/models/ggml-vocab-bert-bge.gguf
+gzip -f .gpu/llama-src.tar
+apt_dir=$(mktemp -d)
+mkdir -p "$apt_dir/lists/partial" "$apt_dir/parts"
+echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" >"$apt_dir/sources.list"
+(cd .gpu && apt-get -qq -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/parts" \
+    -o "Dir::State::Lists=$apt_dir/lists" update && apt-get -qq -o "Dir::Etc::SourceList=$apt_dir/sources.list" \
+    -o "Dir::Etc::SourceParts=$apt_dir/parts" -o "Dir::State::Lists=$apt_dir/lists" source --download-only redis) >/dev/null 2>&1
+rm -f .gpu/*.dsc .gpu/*.debian.tar.xz
+rm -rf "$apt_dir"
+du -sh .gpu/*

@@ -1,0 +1,50 @@
+// The sampling fast path and the worker pool that spreads sampling over threads.
+#include "engine/backend.h"
+#include "engine/model.h"
+#include "engine/sampling.h"
+#include "engine/worker_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <random>
+
+using namespace infer;
+
+TEST(worker_pool, runs_every_item_once) {
+    for (size_t helpers : {0u, 1u, 3u}) {
+        worker_pool pool(helpers);
+        for (int round = 0; round < 300; ++round) {
+            const size_t n = size_t(round % 17);
+            std::vector<std::atomic<int>> hits(n);
+            pool.parallel_for(n, [&](size_t i) { hits[i].fetch_add(1); });
+            for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << helpers << " " << round << " " << i;
+        }
+    }
+}
+
+// The greedy fast path picks what llama.cpp's greedy sampler picks, ties included.
+TEST(token_sampler, greedy_fast_path_equals_llama_greedy) {
+    backend_init();
+    model_params p = model_default_params();
+    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
+    std::string err;
+    auto m = model::load(p, err);
+    ASSERT_TRUE(m) << err;
+    const int n = m->info().n_vocab;
+    sampling_params sp = sampling_default_params();
+    sp.temperature = 0;
+    token_sampler fast(sp, m->vocab());
+    llama_sampler_ptr greedy(llama_sampler_init_greedy());
+    std::mt19937 rng(3);
+    std::uniform_int_distribution<int> coarse(-50, 50);  // coarse values: many ties
+    std::vector<float> logits(static_cast<size_t>(n));
+    std::vector<llama_token_data> cur(static_cast<size_t>(n));
+    for (int round = 0; round < 20; ++round) {
+        for (auto & x : logits) x = float(coarse(rng)) / 4.0f;
+        for (int i = 0; i < n; ++i) cur[size_t(i)] = {i, logits[size_t(i)], 0.0f};
+        llama_token_data_array arr = {cur.data(), cur.size(), -1, false};
+        llama_sampler_apply(greedy.get(), &arr);
+        EXPECT_EQ(fast.sample(logits.data()), arr.data[arr.selected].id);
+    }
+}

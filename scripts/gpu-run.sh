@@ -31,7 +31,6 @@ build)
     time cmake --build build --target redis_infer bench make-test-model test_models
     mkdir -p .bench/models
     time build/make-test-model --shape qwen3-0.6b --type q8_0 --vocab "$LLAMA_PREFIX/vocab/ggml-vocab-qwen2.gguf" --out .bench/models/qwen3-0.6b-q8_0.gguf
-    time build/make-test-model --shape qwen3-4b --type q4_k --vocab "$LLAMA_PREFIX/vocab/ggml-vocab-qwen2.gguf" --out .bench/models/qwen3-4b-q4_k.gguf
     # Smoke test: the module on the GPU answers a generation.
     "$REDIS_SERVER" --port 6399 --daemonize yes --save "" --logfile /tmp/smoke.log \
         --loadmodule "$PWD/build/redis_infer.so" MODEL tiny tiny-q8_0.gguf GPU_LAYERS -1 --infer.model-dir "$PWD/build/models"
@@ -45,6 +44,9 @@ bench06)
         BENCH_BATCH=2048 BENCH_REQUESTS=${BENCH_REQUESTS:-3} BENCH_PEER_BACKEND_SAMPLING=1 bash scripts/bench.sh
     ;;
 bench4b)
+    source scripts/deps.sh && deps_all >/dev/null
+    [ -f .bench/models/qwen3-4b-q4_k.gguf ] || time build/make-test-model --shape qwen3-4b --type q4_k \
+        --vocab "$LLAMA_PREFIX/vocab/ggml-vocab-qwen2.gguf" --out .bench/models/qwen3-4b-q4_k.gguf
     BENCH_SHAPE=qwen3-4b BENCH_TYPE=q4_k BENCH_CONCURRENCY="1 8 32 64 128" BENCH_GPU_LAYERS=-1 BENCH_THREADS=8 \
         BENCH_BATCH=2048 BENCH_REQUESTS=${BENCH_REQUESTS:-3} BENCH_PEER_BACKEND_SAMPLING=1 bash scripts/bench.sh
     ;;

@@ -53,24 +53,32 @@ deps_llama() {
     export LLAMA_PREFIX="$dir/prefix" LLAMA_SRC="$dir/src"
     [ -f "$dir/.ok" ] && return 0
 
-    deps_log "building llama.cpp (node-llama-cpp@$NODE_LLAMA_CPP_VERSION, $tag) into $dir"
-    rm -rf "$dir" && mkdir -p "$dir" || return 1
-    if [ -n "${REDIS_INFER_LLAMA_TARBALL:-}" ]; then
-        # GPU machine: no network there, so a trimmed source tarball travels with the tree.
-        mkdir -p "$dir/src" && tar xzf "$REDIS_INFER_LLAMA_TARBALL" -C "$dir/src" --strip-components=1 || return 1
+    if [ -f "$dir/build/build.ninja" ] && [ -d "$dir/src" ]; then
+        # An interrupted build resumes: re-extracting keeps files' times, so ninja redoes nothing.
+        deps_log "resuming the llama.cpp build in $dir"
+        if [ -n "${REDIS_INFER_LLAMA_TARBALL:-}" ]; then
+            tar xzf "$REDIS_INFER_LLAMA_TARBALL" -C "$dir/src" --strip-components=1 || return 1
+        fi
     else
-        (cd "$dir" && npm pack --silent "node-llama-cpp@$NODE_LLAMA_CPP_VERSION" >/dev/null &&
-         tar xzf "node-llama-cpp-$NODE_LLAMA_CPP_VERSION.tgz" package/llama/gitRelease.bundle &&
-         git -c advice.detachedHead=false clone -q package/llama/gitRelease.bundle src && rm -rf package ./*.tgz src/.git) || return 1
+        deps_log "building llama.cpp (node-llama-cpp@$NODE_LLAMA_CPP_VERSION, $tag) into $dir"
+        rm -rf "$dir" && mkdir -p "$dir" || return 1
+        if [ -n "${REDIS_INFER_LLAMA_TARBALL:-}" ]; then
+            # GPU machine: no network there, so a trimmed source tarball travels with the tree.
+            mkdir -p "$dir/src" && tar xzf "$REDIS_INFER_LLAMA_TARBALL" -C "$dir/src" --strip-components=1 || return 1
+        else
+            (cd "$dir" && npm pack --silent "node-llama-cpp@$NODE_LLAMA_CPP_VERSION" >/dev/null &&
+             tar xzf "node-llama-cpp-$NODE_LLAMA_CPP_VERSION.tgz" package/llama/gitRelease.bundle &&
+             git -c advice.detachedHead=false clone -q package/llama/gitRelease.bundle src && rm -rf package ./*.tgz src/.git) || return 1
+        fi
+        # shellcheck disable=SC2086
+        cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+            -DBUILD_SHARED_LIBS=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
+            -DGGML_NATIVE=OFF $flags -DGGML_OPENMP=OFF -DGGML_CCACHE=OFF \
+            -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF \
+            -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON \
+            -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF \
+            >"$dir/configure.log" 2>&1 || { tail -30 "$dir/configure.log"; return 1; }
     fi
-    # shellcheck disable=SC2086
-    cmake -S "$dir/src" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-        -DBUILD_SHARED_LIBS=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
-        -DGGML_NATIVE=OFF $flags -DGGML_OPENMP=OFF -DGGML_CCACHE=OFF \
-        -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF \
-        -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_TOOLS=ON -DLLAMA_BUILD_SERVER=ON \
-        -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_APP=OFF \
-        >"$dir/configure.log" 2>&1 || { tail -30 "$dir/configure.log"; return 1; }
     local tools=(${REDIS_INFER_LLAMA_TOOLS:-llama-simple llama-completion llama-server llama-batched-bench llama-tokenize})
     cmake --build "$dir/build" -j "$REDIS_INFER_JOBS" --target llama ggml "${tools[@]}" \
         >"$dir/build.log" 2>&1 || { tail -40 "$dir/build.log"; return 1; }

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/deps.sh
 deps_all >/dev/null
 mkdir -p .gpu
-tar cf .gpu/llama-src.tar -C "$(dirname "$LLAMA_SRC")" \
+tar cf .gpu/llama-src.tar -C "$(dirname "$LLAMA_SRC")" --anchored \
     --exclude='src/models/*' --exclude='src/docs' --exclude='src/gguf-py' --exclude='src/tests' \
     --exclude='src/.github' --exclude='src/media' --exclude='src/tools/ui/dist' \
     --exclude='src/examples/llama.android' --exclude='src/examples/llama.swiftui' \

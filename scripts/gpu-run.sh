@@ -19,6 +19,9 @@ export REDIS_INFER_REDIS_TARBALL
 export REDIS_INFER_CPU_FLAGS="-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
 export REDIS_INFER_LLAMA_TOOLS="llama-server llama-batched-bench"
 [ -x /usr/local/cuda/bin/nvcc ] && export PATH=/usr/local/cuda/bin:$PATH CUDACXX=/usr/local/cuda/bin/nvcc
+# ggml-cuda links NCCL; the image has it in its Python environment.
+NCCL_HOME=$(python3 -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))' 2>/dev/null || true)
+export NCCL_HOME
 
 case "${1:-build}" in
 build)
@@ -35,7 +38,7 @@ build)
     "$REDIS_SERVER" --port 6399 --daemonize yes --save "" --logfile /tmp/smoke.log \
         --loadmodule "$PWD/build/redis_infer.so" MODEL tiny tiny-q8_0.gguf GPU_LAYERS -1 --infer.model-dir "$PWD/build/models"
     for _ in $(seq 100); do "$REDIS_CLI" -p 6399 INFER.INFO tiny 2>/dev/null | grep -qx ready && break; sleep 0.2; done
-    "$REDIS_CLI" -p 6399 INFER.INFO | head -8
+    "$REDIS_CLI" -p 6399 INFER.INFO | head -8 || { tail -5 /tmp/smoke.log; exit 1; }
     "$REDIS_CLI" -p 6399 INFER.GENERATE tiny TEXT "Hello" MAX_TOKENS 8 TEMPERATURE 0 WITHMETA
     "$REDIS_CLI" -p 6399 SHUTDOWN NOSAVE || true
     ;;

@@ -105,7 +105,10 @@ submit_status scheduler::submit(std::unique_ptr<infer_request> & req) {
     {
         std::lock_guard lk(mu_);
         if (stopping_) return submit_status_stopped;
-        if (queue_.size() >= queue_max_) return submit_status_queue_full;
+        // queue_max bounds requests *waiting for a slot*: a burst that free slots will take at the
+        // next step does not count against it.
+        const size_t free_now = slots_.size() - slots_busy_.load(std::memory_order_relaxed);
+        if (queue_.size() >= queue_max_ + free_now) return submit_status_queue_full;
         req->posted = clock_type::now();
         queue_.push_back(std::move(req));
         queue_depth_.store(uint32_t(queue_.size()), std::memory_order_relaxed);

@@ -42,7 +42,7 @@ namespace infer {
 
 enum submit_status {
     submit_status_ok,          // queued; on_done will be called exactly once
-    submit_status_queue_full,  // not taken: the queue holds queue_max requests
+    submit_status_queue_full,  // not taken: queue_max requests already wait beyond the free slots
     submit_status_stopped,     // not taken: the scheduler is stopping or stopped
 };
 

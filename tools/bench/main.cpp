@@ -3,7 +3,8 @@
 //
 // Workload: `concurrency` clients, each with its own random prompt of `prompt` token ids,
 // generating exactly `gen` tokens greedily (IGNORE_EOS / ignore_eos), back to back, until each
-// has done `requests` requests. Against Redis a side client PINGs every 2 ms throughout.
+// has done `requests` requests. Prompt caching is off on both sides (NO_CACHE, cache_prompt
+// false): each client repeats its prompt, and this workload is about decoding. Against Redis a side client PINGs every 2 ms throughout.
 //
 // Time to first token is defined the same way for both targets: the latency the client saw
 // minus the decode time the server reports (so it holds network, queueing and prefill).
@@ -204,8 +205,9 @@ void redis_client(const options & o, int id, std::vector<sample> & out) {
     const std::string gen = std::to_string(o.gen);
     for (int i = 0; i < o.requests; ++i) {
         const auto t0 = clk::now();
+        // NO_CACHE: the peer runs with cache_prompt false, and each client repeats its prompt.
         const reply r = must(c.call({"INFER.GENERATE", o.model, "PROMPT", key, "MAX_TOKENS", gen, "TEMPERATURE", "0",
-                                     "IGNORE_EOS", "WITHMETA"}), "INFER.GENERATE");
+                                     "IGNORE_EOS", "NO_CACHE", "WITHMETA"}), "INFER.GENERATE");
         const double lat = ms_since(t0);
         const double decode = atof(field(r, "decode_ms").c_str());
         const int n = atoi(field(r, "completion_tokens").c_str());

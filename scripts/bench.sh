@@ -96,8 +96,8 @@ echo "| clients | redis-infer gen tok/s | llama-server gen tok/s | ratio | llama
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 for c in $conc; do
-    r=$(grep "^redis,$c," "$csv" | head -1); l=$(grep "^llama-server,$c," "$csv" | head -1)
-    lb=$(grep "^llama-server-bs,$c," "$csv" | head -1); b=$(grep "^batched-bench,$c," "$csv" | head -1)
+    row() { grep "^$1,$c," "$csv" | head -1 || true; }  # a missing row is not an error
+    r=$(row redis); l=$(row llama-server); lb=$(row llama-server-bs); b=$(row batched-bench)
     IFS=, read -r _ _ _ rtok _ rt50 rt99 _ _ p50 p99 pmax <<<"$r"
     IFS=, read -r _ _ _ ltok _ lt50 lt99 _ _ _ _ _ <<<"$l"
     lbtok=""; [ -n "$lb" ] && IFS=, read -r _ _ _ lbtok _ <<<"$lb"

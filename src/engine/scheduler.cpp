@@ -34,7 +34,6 @@ struct scheduler::slot {
     std::vector<token> unstreamed;  // generated ids not yet passed to on_stream
     size_t chat_kept = 0;       // chat: session tokens kept at the front of the prompt
     std::string chat_turn;      // chat: the templated new messages
-    uint64_t last_used = 0;     // LRU order among idle slots
     clock_type::time_point t_admit, t_first;
 };
 
@@ -320,8 +319,15 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
     if (reuse > 0 && !slots_[size_t(m.owner)]->req) {
         target = slots_[size_t(m.owner)].get();  // the idle slot holding the prefix: reuse in place
     } else {
-        for (auto & sp : slots_) {  // the least recently used idle slot
-            if (!sp->req && (!target || sp->last_used < target->last_used)) target = sp.get();
+        // The lowest idle slot. With one KV stream per slot, llama.cpp decodes a contiguous run
+        // of sequence ids in one pass (split_equal, sequential) and splits the batch at every
+        // gap, so keeping running slots packed at the bottom saves whole passes over the
+        // weights. Idle slots' cached prefixes are therefore dropped lowest slot first.
+        for (auto & sp : slots_) {
+            if (!sp->req) {
+                target = sp.get();
+                break;
+            }
         }
     }
     slot & s = *target;  // the intake only takes as many generate requests as there are free slots
@@ -362,7 +368,6 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
     s.chat_kept = chat_kept;
     s.chat_turn = std::move(chat_turn);
     s.t_admit = now;
-    s.last_used = ++use_clock_;
     s.req = std::move(r);
     slots_busy_.fetch_add(1, std::memory_order_relaxed);
     return true;
@@ -422,7 +427,6 @@ void scheduler::finish(slot & s, finish_reason why) {
     auto req = std::move(s.req);
     s.sampler.reset();
     s.t_first = {};
-    s.last_used = ++use_clock_;
     slots_busy_.fetch_sub(1, std::memory_order_relaxed);
     complete(*req, std::move(res));
 }

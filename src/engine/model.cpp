@@ -23,6 +23,11 @@ model_params model_default_params() {
 std::shared_ptr<model> model::load(const model_params & params, std::string & err) {
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = params.n_gpu_layers;
+    // Read the weights into memory instead of mmapping the file: a GGUF truncated or rewritten
+    // in place after load would otherwise raise SIGBUS on the next page fault and take the
+    // whole Redis process down. (A renamed-over file is safe either way.)
+    mp.load_mode = LLAMA_LOAD_MODE_NONE;
+    mp.lazy_mode = LLAMA_LAZY_MODE_OFF;
     llama_model_ptr m(llama_model_load_from_file(params.path.c_str(), mp));
     if (!m) {
         err = "llama.cpp could not load the file (see the server log)";

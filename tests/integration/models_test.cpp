@@ -132,6 +132,22 @@ TEST_F(models, unload_mid_generation_errors_running_and_queued) {
     EXPECT_EQ(cmd(c.get(), {"INFER.MODELS"})->elements, 0u);
 }
 
+// The weights are read into memory, not mmapped: truncating the file after load must not crash
+// Redis (with mmap it would SIGBUS on the next page fault).
+TEST_F(models, model_file_truncated_after_load_keeps_working) {
+    const std::string copy = model_dir() + "/truncate-me.gguf";
+    ASSERT_EQ(system(("cp '" + model_dir() + "/tiny-q8_0.gguf' '" + copy + "'").c_str()), 0);
+    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "t", "truncate-me.gguf", "CTX", "128"})->type, REDIS_REPLY_STATUS);
+    const std::string before = cmd(c.get(), {"INFER.GENERATE", "t", "TEXT", "hello", "MAX_TOKENS", "16", "TEMPERATURE", "0"})->str;
+    ASSERT_EQ(truncate(copy.c_str(), 1000), 0);
+    auto after = cmd(c.get(), {"INFER.GENERATE", "t", "TEXT", "hello", "MAX_TOKENS", "16", "TEMPERATURE", "0", "NO_CACHE"});
+    ASSERT_TRUE(server->alive()) << server->log();
+    ASSERT_EQ(after->type, REDIS_REPLY_STRING);
+    EXPECT_EQ(std::string(after->str), before);
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "t2", "truncate-me.gguf"}), "ERR cannot load model 't2' - "));
+    unlink(copy.c_str());
+}
+
 TEST_F(models, module_unload_refused_while_models_loaded) {
     ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "m", "tiny-q8_0.gguf", "CTX", "128"})->type, REDIS_REPLY_STATUS);
     EXPECT_TRUE(is_error(cmd(c.get(), {"MODULE", "UNLOAD", "infer"}), "ERR Error unloading module"));

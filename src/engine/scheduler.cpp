@@ -92,6 +92,7 @@ scheduler::scheduler(std::string name, std::shared_ptr<const model> m)
         slots_.push_back(std::make_unique<slot>());
         slots_.back()->seq = llama_seq_id(i);
     }
+    unpromised_slots_ = slots_.size();
     thread_ = std::thread([this] { run(); });
 }
 
@@ -106,8 +107,7 @@ submit_status scheduler::submit(std::unique_ptr<infer_request> & req) {
         if (stopping_) return submit_status_stopped;
         // queue_max bounds requests *waiting for a slot*: a burst that free slots will take at the
         // next step does not count against it.
-        const size_t free_now = slots_.size() - slots_busy_.load(std::memory_order_relaxed);
-        if (queue_.size() >= queue_max_ + free_now) return submit_status_queue_full;
+        if (queue_.size() >= queue_max_ + unpromised_slots_) return submit_status_queue_full;
         req->posted = clock_type::now();
         queue_.push_back(std::move(req));
         queue_depth_.store(uint32_t(queue_.size()), std::memory_order_relaxed);
@@ -203,6 +203,7 @@ void scheduler::run() {
                         ++it;
                     }
                 }
+                unpromised_slots_ = room;  // free slots no taken request will claim this step
             }
             queue_depth_.store(uint32_t(queue_.size()), std::memory_order_relaxed);
         }

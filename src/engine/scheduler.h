@@ -76,7 +76,7 @@ class scheduler {
 public:
     // Creates the llama_context and starts the thread. Slow (allocates the KV cache): call it off
     // the main thread. Throws std::runtime_error if the context cannot be created.
-    scheduler(std::string name, std::shared_ptr<const model> m);
+    scheduler(std::string name, std::shared_ptr<const model> m);  // slots start unpromised
     ~scheduler();  // stop(stop_mode_cancel), join, free the context
 
     scheduler(const scheduler &) = delete;
@@ -128,6 +128,7 @@ private:
     std::condition_variable cv_;
     std::deque<std::unique_ptr<infer_request>> queue_;
     bool stopping_ = false;
+    size_t unpromised_slots_ = 0;  // free slots not yet promised to a request taken off the queue
     stop_mode stop_mode_ = stop_mode_drain;
 
     // Counters written by the scheduler thread, read by stats().

@@ -1,0 +1,146 @@
+// Lifecycle edge cases around a running generation: the keyspace changing under it, output
+// keys retyped, floods, BGSAVE and AOF reloads. After each, the server must be alive, answer
+// PING and have no client left blocked (the fixture checks the last two).
+#include "support/fixture.h"
+
+#include <thread>
+
+using namespace testing_support;
+
+namespace {
+std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
+
+// Sends a command without waiting for its reply.
+void send(redisContext * c, const std::vector<std::string> & args) {
+    std::vector<const char *> argv;
+    std::vector<size_t> lens;
+    for (auto & a : args) { argv.push_back(a.data()); lens.push_back(a.size()); }
+    redisAppendCommandArgv(c, int(argv.size()), argv.data(), lens.data());
+    redisBufferWrite(c, nullptr);
+}
+
+reply_ptr receive(redisContext * c) {
+    void * raw = nullptr;
+    if (redisGetReply(c, &raw) != REDIS_OK) return nullptr;
+    return reply_ptr(static_cast<redisReply *>(raw));
+}
+}  // namespace
+
+class lifecycle : public live {
+protected:
+    bool busy(long n) {
+        return wait_for([&] { return map_get(cmd(c.get(), {"INFER.INFO", "tiny"}).get(), "slots_busy")->integer == n; });
+    }
+};
+
+// The prompt was copied when the command arrived: deleting, changing or flushing it later does
+// not change the result.
+TEST_F(lifecycle, prompt_key_changed_after_enqueue_uses_the_snapshot) {
+    cmd(c.get(), {"INFER.TOKENIZE", "tiny", "The quick brown fox", "STORE", "lc:p"});
+    const std::string expected = str(cmd(c.get(), {"INFER.GENERATE", "tiny", "PROMPT", "lc:p", "MAX_TOKENS", "300",
+                                                   "TEMPERATURE", "0", "IGNORE_EOS", "NO_CACHE"}).get());
+    for (const char * change : {"DEL", "SET", "FLUSHALL", "SWAPDB"}) {
+        cmd(c.get(), {"INFER.TOKENIZE", "tiny", "The quick brown fox", "STORE", "lc:p"});
+        auto g = server->connect();
+        send(g.get(), {"INFER.GENERATE", "tiny", "PROMPT", "lc:p", "MAX_TOKENS", "300", "TEMPERATURE", "0", "IGNORE_EOS", "NO_CACHE"});
+        ASSERT_TRUE(busy(1));
+        const std::string ch = change;
+        if (ch == "DEL") cmd(c.get(), {"DEL", "lc:p"});
+        else if (ch == "SET") cmd(c.get(), {"SET", "lc:p", pack({1, 2, 3})});
+        else if (ch == "FLUSHALL") cmd(c.get(), {"FLUSHALL"});
+        else cmd(c.get(), {"SWAPDB", "0", "1"});
+        auto r = receive(g.get());
+        ASSERT_TRUE(r);
+        EXPECT_EQ(str(r.get()), expected) << change;
+        if (ch == "SWAPDB") cmd(c.get(), {"SWAPDB", "0", "1"});
+    }
+}
+
+// An output key retyped during generation: WRONGTYPE, and the key keeps its new value.
+TEST_F(lifecycle, output_key_retyped_mid_generation_is_not_overwritten) {
+    auto g = server->connect();
+    send(g.get(), {"INFER.GENERATE", "tiny", "TEXT", "hello", "MAX_TOKENS", "300", "IGNORE_EOS", "STORE", "lc:out"});
+    ASSERT_TRUE(busy(1));
+    cmd(c.get(), {"RPUSH", "lc:out", "mine"});
+    auto r = receive(g.get());
+    EXPECT_TRUE(is_error(r, "WRONGTYPE"));
+    EXPECT_EQ(str(cmd(c.get(), {"LINDEX", "lc:out", "0"}).get()), "mine");
+}
+
+// A client that disconnects mid-stream: the stream still gets its last entry, nothing hangs.
+TEST_F(lifecycle, disconnect_mid_stream_closes_the_stream) {
+    {
+        auto g = server->connect();
+        send(g.get(), {"INFER.GENERATE", "tiny", "TEXT", "hello", "MAX_TOKENS", "400", "IGNORE_EOS", "STREAM", "lc:s"});
+        ASSERT_TRUE(busy(1));
+    }
+    ASSERT_TRUE(busy(0));
+    ASSERT_TRUE(wait_for([&] {
+        auto x = cmd(c.get(), {"XREVRANGE", "lc:s", "+", "-", "COUNT", "1"});
+        return x->elements == 1 && str(x->element[0]->element[1]->element[0]) == "finish_reason";
+    }));
+    auto last = cmd(c.get(), {"XREVRANGE", "lc:s", "+", "-", "COUNT", "1"});
+    EXPECT_EQ(str(last->element[0]->element[1]->element[1]), "cancelled");
+}
+
+// Many clients, each pipelining many requests, against a small queue: the excess is refused at
+// once, everything else completes, and memory and clients return to normal.
+TEST(lifecycle_flood, pipelined_flood_is_bounded_and_drains) {
+    redis_server s({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "128", "SLOTS", "4"}, {"--infer.queue-size", "8"});
+    auto c = s.connect();
+    ASSERT_TRUE(wait_model_ready(c.get(), "tiny"));
+    const int clients = 40, per_client = 10;
+    std::vector<client_ptr> cs;
+    for (int i = 0; i < clients; ++i) {
+        cs.push_back(s.connect());
+        for (int j = 0; j < per_client; ++j) send(cs.back().get(), {"INFER.GENERATE", "tiny", "TEXT", "x", "MAX_TOKENS", "4"});
+    }
+    int ok = 0, full = 0, other = 0;
+    for (auto & g : cs) {
+        for (int j = 0; j < per_client; ++j) {
+            auto r = receive(g.get());
+            ASSERT_TRUE(r);
+            if (r->type == REDIS_REPLY_STRING) ++ok;
+            else if (std::string(r->str).rfind("ERR queue full", 0) == 0) ++full;
+            else ++other;
+        }
+    }
+    EXPECT_EQ(ok + full, clients * per_client);
+    EXPECT_EQ(other, 0);
+    EXPECT_GT(ok, 0);
+    EXPECT_EQ(cmd(c.get(), {"PING"})->type, REDIS_REPLY_STATUS);
+    EXPECT_TRUE(wait_for([&] { return str(cmd(c.get(), {"INFO", "clients"}).get()).find("blocked_clients:0") != std::string::npos; }));
+    RecordProperty("completed", ok);
+    RecordProperty("refused", full);
+}
+
+// BGSAVE while generating works; the fork time with a model loaded is reported.
+TEST_F(lifecycle, bgsave_during_generation) {
+    auto g = server->connect();
+    send(g.get(), {"INFER.GENERATE", "tiny", "TEXT", "hello", "MAX_TOKENS", "300", "IGNORE_EOS"});
+    ASSERT_TRUE(busy(1));
+    auto b = cmd(c.get(), {"BGSAVE"});
+    EXPECT_EQ(b->type, REDIS_REPLY_STATUS) << str(b.get());
+    EXPECT_TRUE(wait_for([&] { return str(cmd(c.get(), {"INFO", "persistence"}).get()).find("rdb_bgsave_in_progress:0") != std::string::npos; }));
+    EXPECT_NE(str(cmd(c.get(), {"INFO", "persistence"}).get()).find("rdb_last_bgsave_status:ok"), std::string::npos);
+    const std::string stats = str(cmd(c.get(), {"INFO", "stats"}).get());
+    const auto at = stats.find("latest_fork_usec:");
+    RecordProperty("latest_fork_usec", stats.substr(at + 17, stats.find('\r', at) - at - 17));
+    EXPECT_EQ(receive(g.get())->type, REDIS_REPLY_STRING);
+}
+
+// With AOF, what generations wrote survives a reload with the same digest, and the reload runs
+// no inference (the AOF holds the SET/XADD, not INFER.GENERATE).
+TEST(lifecycle_aof, results_survive_aof_reload_without_rerunning_inference) {
+    redis_server s({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "128"}, {"--appendonly", "yes"});
+    auto c = s.connect();
+    ASSERT_TRUE(wait_model_ready(c.get(), "tiny"));
+    cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", "hi", "MAX_TOKENS", "8", "STORE", "aof:out", "STREAM", "aof:s"});
+    cmd(c.get(), {"INFER.CHAT", "tiny", "aof:chat", "USER", "hi", "MAX_TOKENS", "4"});
+    const std::string digest = str(cmd(c.get(), {"DEBUG", "DIGEST"}).get());
+    const long before = map_get(cmd(c.get(), {"INFER.INFO", "tiny"}).get(), "requests")->integer;
+    auto r = cmd(c.get(), {"DEBUG", "LOADAOF"});
+    ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << str(r.get());
+    EXPECT_EQ(str(cmd(c.get(), {"DEBUG", "DIGEST"}).get()), digest);
+    EXPECT_EQ(map_get(cmd(c.get(), {"INFER.INFO", "tiny"}).get(), "requests")->integer, before);
+}

@@ -10,47 +10,21 @@
 #        BENCH_THREADS (default cores-1, our LOAD default), BENCH_GPU_LAYERS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# shellcheck source=scripts/deps.sh
-source scripts/deps.sh
-deps_all >&2
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(deps_cmake_flags) >/dev/null
-cmake --build build --target redis_infer bench make-test-model >&2
-
-shape=${BENCH_SHAPE:-qwen3-0.6b}
-type=${BENCH_TYPE:-q8_0}
 conc=${BENCH_CONCURRENCY:-1 4 8}
 P=${BENCH_PROMPT:-128}
 G=${BENCH_GEN:-128}
 reqs=${BENCH_REQUESTS:-3}
-ncpu=$(nproc)
-threads=${BENCH_THREADS:-$(( ncpu > 1 ? ncpu - 1 : 1 ))}
-ngl=${BENCH_GPU_LAYERS:-0}
-batch=${BENCH_BATCH:-512}
-# BENCH_PEER_BACKEND_SAMPLING=1 also measures llama-server --backend-sampling (its best on GPU).
-peer_bs=${BENCH_PEER_BACKEND_SAMPLING:-0}
+# shellcheck source=scripts/bench-common.sh
+source scripts/bench-common.sh
 maxc=$(printf '%s\n' $conc | sort -n | tail -1)
 ctx=$(( P + G + 16 ))
-out=.bench
-mkdir -p "$out/models"
-model="$out/models/$shape-$type.gguf"
-if [ ! -f "$model" ]; then
-    echo "[bench] generating $model" >&2
-    build/make-test-model --shape "$shape" --type "$type" --vocab "$LLAMA_PREFIX/vocab/ggml-vocab-qwen2.gguf" --out "$model" >&2
-fi
+# BENCH_PEER_BACKEND_SAMPLING=1 also measures llama-server --backend-sampling (its best on GPU).
+peer_bs=${BENCH_PEER_BACKEND_SAMPLING:-0}
 csv="$out/results.csv"
 echo "target,concurrency,requests,gen_tok_s,req_s,ttft_p50_ms,ttft_p99_ms,itl_p50_ms,itl_p99_ms,ping_p50_ms,ping_p99_ms,ping_max_ms" >"$csv"
-port=$(( 20000 + RANDOM % 20000 ))
 
 echo "[bench] redis-infer: $shape $type, SLOTS $maxc, CTX $ctx, THREADS $threads, GPU_LAYERS $ngl" >&2
-"$REDIS_SERVER" --port "$port" --save "" --appendonly no --daemonize no --logfile "$out/redis.log" \
-    --loadmodule "$PWD/build/redis_infer.so" MODEL bench "$(basename "$model")" CTX "$ctx" SLOTS "$maxc" \
-    BATCH "$batch" THREADS "$threads" GPU_LAYERS "$ngl" --infer.model-dir "$PWD/$out/models" &
-rpid=$!
-trap 'kill $rpid 2>/dev/null || true' EXIT
-for _ in $(seq 600); do
-    "$REDIS_CLI" -p "$port" INFER.INFO bench 2>/dev/null | grep -qx ready && break
-    sleep 0.5
-done
+bench_start_redis "$maxc" "$ctx" "$out/redis.log"
 for c in $conc; do
     # Warm-up request, then the measured run.
     build/bench --target redis --port "$port" --model bench --concurrency 1 --prompt "$P" --gen 8 --requests 1 >/dev/null
@@ -90,7 +64,7 @@ npl=$(printf '%s,' $conc); npl=${npl%,}
 awk -F'|' '/^\|[ ]+[0-9]/ { gsub(/ /, ""); printf "batched-bench,%s,,%.1f,%s\n", $4, $4 * $3 / $10, $9 }' "$out/batched-bench.log" >>"$csv"
 
 echo
-echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ncpu cores; model $shape $type (random weights); prompt $P + $G generated tokens, greedy; threads $threads; GPU layers $ngl"
+echo "$(bench_machine); prompt $P + $G generated tokens, greedy, no prompt cache"
 echo
 echo "| clients | redis-infer gen tok/s | llama-server gen tok/s | ratio | llama-server --backend-sampling | ratio | llama-batched-bench gen tok/s (end to end) | redis-infer / engine | redis-infer TTFT p50 / p99 ms | llama-server TTFT p50 / p99 ms | PING p50 / p99 / max ms during load |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"

@@ -15,12 +15,13 @@ using namespace infer;
 
 namespace {
 
-std::shared_ptr<model> load_tiny(uint32_t slots, uint32_t ctx = 512, uint32_t queue_max = 64) {
+std::shared_ptr<model> load_tiny(uint32_t slots, uint32_t ctx = 512, uint32_t queue_max = 64, uint32_t batch = 0) {
     backend_init();
     model_params p = model_default_params();
     p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
     p.n_ctx = ctx;
     p.n_slots = slots;
+    p.n_batch = batch;
     p.n_threads = 2;
     p.queue_max = queue_max;
     std::string err;
@@ -116,16 +117,8 @@ TEST(scheduler, concurrent_outputs_equal_single_outputs) {
 
 TEST(scheduler, long_prompt_is_chunked_and_matches_reference) {
     // BATCH 64 spreads a ~400-token prompt over 7 steps; the output must equal one big prefill.
-    backend_init();
-    model_params p = model_default_params();
-    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
-    p.n_ctx = 512;
-    p.n_slots = 2;
-    p.n_batch = 64;
-    p.n_threads = 2;
-    std::string err;
-    auto m = model::load(p, err);
-    ASSERT_TRUE(m) << err;
+    auto m = load_tiny(2, 512, 64, 64);
+    ASSERT_TRUE(m);
     scheduler s("t", m);
     std::string text;
     for (int i = 0; i < 150; ++i) text += "word" + std::to_string(i % 17) + " ";
@@ -262,20 +255,6 @@ TEST(scheduler, tokenize_and_detokenize_round_trip) {
 
 namespace {
 
-std::shared_ptr<model> load_custom(uint32_t slots, uint32_t ctx, uint32_t batch) {
-    backend_init();
-    model_params p = model_default_params();
-    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
-    p.n_ctx = ctx;
-    p.n_slots = slots;
-    p.n_batch = batch;
-    p.n_threads = 2;
-    std::string err;
-    auto m = model::load(p, err);
-    EXPECT_TRUE(m) << err;
-    return m;
-}
-
 std::vector<token> long_prompt(const model & m, const std::string & tail) {
     std::string text;
     for (int i = 0; i < 120; ++i) text += "shared context line " + std::to_string(i % 13) + ". ";
@@ -290,7 +269,7 @@ std::unique_ptr<infer_request> nocache(std::unique_ptr<infer_request> r) {
 }  // namespace
 
 TEST(prefix_reuse, cached_and_uncached_give_the_same_greedy_output) {
-    auto m = load_custom(2, 1024, 512);
+    auto m = load_tiny(2, 1024);
     scheduler s("t", m);
     const auto prompt = long_prompt(*m, "question one?");
     const auto cold = post(s, nocache(greedy_request(prompt, 16))).get();
@@ -303,7 +282,7 @@ TEST(prefix_reuse, cached_and_uncached_give_the_same_greedy_output) {
 }
 
 TEST(prefix_reuse, shared_prefix_with_a_different_question) {
-    auto m = load_custom(2, 1024, 512);
+    auto m = load_tiny(2, 1024);
     scheduler s("t", m);
     const auto p1 = long_prompt(*m, "question one?");
     const auto p2 = long_prompt(*m, "and now a different question two?");
@@ -318,7 +297,7 @@ TEST(prefix_reuse, shared_prefix_with_a_different_question) {
 
 // The prefix lives in a slot that is busy generating: it is copied into a free slot.
 TEST(prefix_reuse, copies_from_a_busy_slot) {
-    auto m = load_custom(2, 2048, 512);
+    auto m = load_tiny(2, 2048);
     scheduler s("t", m);
     const auto p1 = long_prompt(*m, "long running one");
     const auto p2 = long_prompt(*m, "second asks something else");
@@ -336,7 +315,7 @@ TEST(prefix_reuse, copies_from_a_busy_slot) {
 
 // Four requests sharing a long prefix arrive together: the prefix is prefilled once.
 TEST(prefix_reuse, concurrent_requests_prefill_a_shared_prefix_once) {
-    auto m = load_custom(4, 1024, 64);  // a small batch: the first prefill takes several steps
+    auto m = load_tiny(4, 1024, 64, 64);  // a small batch: the first prefill takes several steps
     scheduler s("t", m);
     std::vector<std::vector<token>> prompts;
     std::vector<std::future<infer_result>> futs;

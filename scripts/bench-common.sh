@@ -1,0 +1,41 @@
+# Shared by scripts/bench.sh and scripts/bench-prefix.sh: build what a benchmark needs, generate
+# its model, start redis-server with the module. Source it from the repository root.
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+deps_all >&2
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo $(deps_cmake_flags) >/dev/null
+cmake --build build --target redis_infer bench make-test-model >&2
+
+shape=${BENCH_SHAPE:-qwen3-0.6b}
+type=${BENCH_TYPE:-q8_0}
+ncpu=$(nproc)
+threads=${BENCH_THREADS:-$(( ncpu > 1 ? ncpu - 1 : 1 ))}  # our LOAD default: a core stays with Redis
+ngl=${BENCH_GPU_LAYERS:-0}
+batch=${BENCH_BATCH:-512}
+out=.bench
+mkdir -p "$out/models"
+model="$out/models/$shape-$type.gguf"
+if [ ! -f "$model" ]; then
+    echo "[bench] generating $model" >&2
+    build/make-test-model --shape "$shape" --type "$type" --vocab "$LLAMA_PREFIX/vocab/ggml-vocab-qwen2.gguf" --out "$model" >&2
+fi
+port=$(( 20000 + RANDOM % 20000 ))
+
+# bench_start_redis SLOTS CTX LOGFILE: redis-server with the model loaded as "bench"; sets rpid.
+bench_start_redis() {
+    "$REDIS_SERVER" --port "$port" --save "" --appendonly no --logfile "$3" \
+        --loadmodule "$PWD/build/redis_infer.so" MODEL bench "$(basename "$model")" CTX "$2" SLOTS "$1" \
+        BATCH "$batch" THREADS "$threads" GPU_LAYERS "$ngl" --infer.model-dir "$PWD/$out/models" &
+    rpid=$!
+    trap 'kill $rpid 2>/dev/null || true' EXIT
+    for _ in $(seq 600); do
+        "$REDIS_CLI" -p "$port" INFER.INFO bench 2>/dev/null | grep -qx ready && return 0
+        sleep 0.5
+    done
+    echo "[bench] redis-server did not get the model ready; see $3" >&2
+    return 1
+}
+
+bench_machine() {
+    echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ncpu cores; model $shape $type (random weights); threads $threads; GPU layers $ngl"
+}

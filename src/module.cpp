@@ -79,6 +79,7 @@ extern "C" __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisMo
         }
         if (cmd::config_register(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
         cmd::outputs_init(ctx);
+        if (cmd::registry_persistence_register(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
         if (RedisModule_RegisterInfoFunc(ctx, cmd::info_section) != REDISMODULE_OK) return REDISMODULE_ERR;
         if (cmd::models_from_module_args(ctx, argv, argc) != REDISMODULE_OK) return REDISMODULE_ERR;
         RedisModule_SubscribeToServerEvent(ctx, RedisModuleEvent_Shutdown, on_shutdown);

@@ -37,6 +37,12 @@ int cmd_unload(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
 int cmd_models(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
 // Loads the models named in module arguments: MODEL name path [LOAD options] ...
 int models_from_module_args(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
+// Queues a load with nobody waiting for it (RDB aux data, replication, AOF); "" or the error.
+std::string load_model_in_background(const std::string & name, const std::string & path, uint32_t n_ctx,
+                                     uint32_t n_slots, uint32_t n_batch, int32_t n_gpu_layers, int32_t n_threads);
+
+// registry_persistence.cpp
+int registry_persistence_register(RedisModuleCtx * ctx);
 
 // tokens.cpp
 int cmd_tokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);

@@ -129,6 +129,11 @@ bool parse_generation_option(arg_reader & r, infer_request & req, generation_out
 void submit_generation(RedisModuleCtx * ctx, model_instance & inst, std::unique_ptr<infer_request> req,
                        const generation_outputs & out, const std::string & session_key) {
     rm::require_blocking_allowed(ctx, req->chat.empty() ? "INFER.GENERATE" : "INFER.CHAT");
+    const int flags = RedisModule_GetContextFlags(ctx);
+    const bool writes = !out.store_key.empty() || !out.stream_key.empty() || !session_key.empty();
+    if (writes && (flags & REDISMODULE_CTX_FLAGS_SLAVE) && (flags & REDISMODULE_CTX_FLAGS_READONLY)) {
+        throw rm::reply_error("READONLY You can't write against a read only replica.");
+    }
     const write_as who = write_as::caller(ctx);
     std::shared_ptr<stream_sink> sink;
     if (!out.stream_key.empty()) sink = stream_attach(who, out.stream_key, *req);

@@ -63,7 +63,32 @@ load_args parse_load(RedisModuleString ** argv, int argc, int pos, bool allow_re
     return a;
 }
 
+// Commands that arrive over the master link or from the AOF cannot block anybody: they start
+// the work and answer at once.
+bool from_replication_or_aof(RedisModuleCtx * ctx) {
+    return RedisModule_GetContextFlags(ctx) & (REDISMODULE_CTX_FLAGS_REPLICATED | REDISMODULE_CTX_FLAGS_LOADING);
+}
+
+void log_background_load(const std::string & name, const std::string & err) {
+    if (!err.empty()) rm::log("warning", "background load of model " + name + " failed: " + err);
+}
+
 }  // namespace
+
+std::string load_model_in_background(const std::string & name, const std::string & path, uint32_t n_ctx,
+                                     uint32_t n_slots, uint32_t n_batch, int32_t n_gpu_layers, int32_t n_threads) {
+    const auto resolved = model_path_resolve(state().model_dir, path);
+    if (!resolved) return "model path not found or not a regular file inside infer.model-dir - got " + quote(path);
+    model_params p = model_default_params();
+    p.path = *resolved;
+    p.n_ctx = n_ctx;
+    p.n_slots = n_slots;
+    p.n_batch = n_batch;
+    p.n_gpu_layers = n_gpu_layers;
+    p.n_threads = n_threads;
+    p.queue_max = uint32_t(state().queue_max);
+    return state().registry.load_async(name, p, false, [name](const std::string & e) { log_background_load(name, e); });
+}
 
 // INFER.LOAD name path [CTX n] [SLOTS n] [BATCH n] [GPU_LAYERS n] [THREADS n] [REPLACE]
 //   Loads a GGUF from inside infer.model-dir, off the main thread (the client waits, the
@@ -72,7 +97,9 @@ load_args parse_load(RedisModuleString ** argv, int argc, int pos, bool allow_re
 //   (default 512), GPU_LAYERS layers on the GPU (-1 all, default 0), THREADS CPU threads
 //   (default cores - 1). REPLACE swaps a loaded model: new requests go to the new one, requests
 //   in flight finish on the old one, which is then freed.
-// Reply: +OK once the model is ready.
+// Reply: +OK once the model is ready. The command is propagated to replicas and the AOF, and
+//   the registry is part of the RDB (registry_persistence.cpp): replicas load the same models
+//   from their own infer.model-dir, and a restart loads them again in the background.
 // Errors: ERR infer.model-dir is not set; ERR model path not found or not a regular file inside
 //   infer.model-dir - got '<path>'; ERR model '<name>' is already loaded - use REPLACE to swap it;
 //   ERR model '<name>' is already being loaded; ERR cannot load model '<name>' - <reason>;
@@ -80,6 +107,19 @@ load_args parse_load(RedisModuleString ** argv, int argc, int pos, bool allow_re
 int cmd_load(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     if (argc < 3) return RedisModule_WrongArity(ctx);
     load_args a = parse_load(argv, argc, 1, true);
+    if (from_replication_or_aof(ctx)) {
+        // Idempotent: a replica may already have it from the RDB it synced with.
+        const auto have = state().registry.find(a.name);
+        if ((have && have->weights->params().path == a.path && !a.replace) || state().registry.is_loading(a.name)) {
+            return RedisModule_ReplyWithSimpleString(ctx, "OK");
+        }
+        const std::string name = a.name;
+        const std::string err = state().registry.load_async(a.name, a.params, true, [name](const std::string & e) {
+            log_background_load(name, e);
+        });
+        if (!err.empty()) log_background_load(name, err);
+        return RedisModule_ReplyWithSimpleString(ctx, "OK");
+    }
     rm::require_blocking_allowed(ctx, "INFER.LOAD");
     const rm::pending_reply pending = rm::block_client(ctx, std::make_shared<request_control>(),
         [](RedisModuleCtx * c, infer_result &) { return RedisModule_ReplyWithSimpleString(c, "OK"); });
@@ -92,6 +132,7 @@ int cmd_load(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         pending.abort();
         throw rm::reply_error(err);
     }
+    RedisModule_ReplicateVerbatim(ctx);  // replicas and the AOF load it too
     return REDISMODULE_OK;
 }
 
@@ -100,9 +141,14 @@ int cmd_load(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
 //   "ERR model '<name>' was unloaded", running ones end with that error too; the reply comes
 //   once its memory is returned.
 // Reply: +OK.  Errors: ERR no such model '<name>'; ERR model '<name>' is still loading; arity.
+//   Propagated to replicas and the AOF like INFER.LOAD.
 int cmd_unload(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     if (argc != 2) return RedisModule_WrongArity(ctx);
     const std::string name(rm::str(argv[1]));
+    if (from_replication_or_aof(ctx)) {
+        state().registry.unload_async(name, nullptr);  // "no such model" is fine here
+        return RedisModule_ReplyWithSimpleString(ctx, "OK");
+    }
     rm::require_blocking_allowed(ctx, "INFER.UNLOAD");
     const rm::pending_reply pending = rm::block_client(ctx, std::make_shared<request_control>(),
         [](RedisModuleCtx * c, infer_result &) { return RedisModule_ReplyWithSimpleString(c, "OK"); });
@@ -115,6 +161,7 @@ int cmd_unload(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         pending.abort();
         throw rm::reply_error(err);
     }
+    RedisModule_ReplicateVerbatim(ctx);
     return REDISMODULE_OK;
 }
 

@@ -148,11 +148,21 @@ TEST_F(models, model_file_truncated_after_load_keeps_working) {
     unlink(copy.c_str());
 }
 
-TEST_F(models, module_unload_refused_while_models_loaded) {
-    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "m", "tiny-q8_0.gguf", "CTX", "128"})->type, REDIS_REPLY_STATUS);
+// MODULE UNLOAD is refused, with work in flight or not: the registry's RDB data type pins the
+// module (Redis never unloads a module with a data type), and the server keeps serving.
+TEST_F(models, module_unload_is_refused_cleanly) {
+    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "m", "tiny-q8_0.gguf", "CTX", "4096"})->type, REDIS_REPLY_STATUS);
+    auto g = server->connect();
+    redisAppendCommand(g.get(), "INFER.GENERATE m TEXT hello MAX_TOKENS 200 IGNORE_EOS");
+    redisBufferWrite(g.get(), nullptr);
     EXPECT_TRUE(is_error(cmd(c.get(), {"MODULE", "UNLOAD", "infer"}), "ERR Error unloading module"));
+    void * raw = nullptr;
+    ASSERT_EQ(redisGetReply(g.get(), &raw), REDIS_OK);
+    EXPECT_EQ(static_cast<redisReply *>(raw)->type, REDIS_REPLY_STRING);
+    freeReplyObject(raw);
     ASSERT_EQ(cmd(c.get(), {"INFER.UNLOAD", "m"})->type, REDIS_REPLY_STATUS);
-    EXPECT_EQ(cmd(c.get(), {"MODULE", "UNLOAD", "infer"})->type, REDIS_REPLY_STATUS);
+    EXPECT_TRUE(is_error(cmd(c.get(), {"MODULE", "UNLOAD", "infer"}), "ERR Error unloading module"));
+    EXPECT_EQ(cmd(c.get(), {"INFER.INFO"})->type, REDIS_REPLY_ARRAY);
 }
 
 TEST(models_startup, module_args_load_models_in_the_background) {

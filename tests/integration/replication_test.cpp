@@ -35,3 +35,45 @@ TEST(replication, writes_reach_the_replica_and_inference_does_not) {
     EXPECT_EQ(stats.find("cmdstat_infer."), std::string::npos) << stats;  // no INFER.* ran on the replica
     EXPECT_NE(stats.find("cmdstat_xadd"), std::string::npos) << stats;
 }
+
+// The registry is part of the RDB: a restart loads the same models with the same options.
+TEST(registry, survives_a_restart) {
+    redis_server s;
+    auto c = s.connect();
+    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "kept", "tiny-q8_0.gguf", "CTX", "200", "SLOTS", "2", "BATCH", "64"})->type, REDIS_REPLY_STATUS);
+    cmd(c.get(), {"SET", "canary", "v"});
+    ASSERT_TRUE(s.restart()) << s.log();
+    c = s.connect();
+    EXPECT_EQ(str(cmd(c.get(), {"GET", "canary"}).get()), "v");
+    ASSERT_TRUE(wait_model_ready(c.get(), "kept")) << s.log();
+    auto m = cmd(c.get(), {"INFER.MODELS"});
+    ASSERT_EQ(m->elements, 1u);
+    EXPECT_EQ(map_get(m->element[0], "context")->integer, 200);
+    EXPECT_EQ(map_get(m->element[0], "slots")->integer, 2);
+    EXPECT_EQ(map_get(m->element[0], "batch")->integer, 64);
+    EXPECT_EQ(cmd(c.get(), {"INFER.GENERATE", "kept", "TEXT", "hi", "MAX_TOKENS", "4"})->type, REDIS_REPLY_STRING);
+}
+
+// A replica learns the models at full sync and from propagated LOAD/UNLOAD, serves generation
+// (read-only, so reads scale out), and refuses generation that would write.
+TEST(registry, replicas_serve_the_same_models) {
+    redis_server primary;
+    auto p = primary.connect();
+    ASSERT_EQ(cmd(p.get(), {"INFER.LOAD", "a", "tiny-q8_0.gguf", "CTX", "256"})->type, REDIS_REPLY_STATUS);
+    redis_server replica({}, {"--replicaof", "127.0.0.1", std::to_string(primary.port())});
+    auto r = replica.connect();
+    ASSERT_TRUE(wait_for([&] { return str(cmd(r.get(), {"INFO", "replication"}).get()).find("master_link_status:up") != std::string::npos; }));
+    ASSERT_TRUE(wait_model_ready(r.get(), "a")) << replica.log();  // from the RDB of the full sync
+
+    ASSERT_EQ(cmd(p.get(), {"INFER.LOAD", "b", "tiny-q8_0.gguf", "CTX", "128"})->type, REDIS_REPLY_STATUS);
+    ASSERT_TRUE(wait_model_ready(r.get(), "b")) << replica.log();  // propagated
+    const std::vector<std::string> gen = {"INFER.GENERATE", "a", "TEXT", "The quick brown fox", "MAX_TOKENS", "12", "TEMPERATURE", "0"};
+    EXPECT_EQ(str(cmd(r.get(), gen).get()), str(cmd(p.get(), gen).get()));
+    EXPECT_TRUE(is_error(cmd(r.get(), {"INFER.GENERATE", "a", "TEXT", "x", "MAX_TOKENS", "4", "STORE", "k"}), "READONLY"));
+    EXPECT_TRUE(is_error(cmd(r.get(), {"INFER.CHAT", "a", "s", "USER", "x", "MAX_TOKENS", "4"}), "READONLY"));
+    EXPECT_TRUE(is_error(cmd(r.get(), {"INFER.TOKENIZE", "a", "x", "STORE", "k"}), "READONLY"));
+
+    ASSERT_EQ(cmd(p.get(), {"INFER.UNLOAD", "b"})->type, REDIS_REPLY_STATUS);
+    EXPECT_TRUE(wait_for([&] { return is_error(cmd(r.get(), {"INFER.INFO", "b"}), "ERR no such model"); }));
+    EXPECT_STREQ(map_get(cmd(r.get(), {"INFER.INFO", "a"}).get(), "state")->str, "ready");
+}

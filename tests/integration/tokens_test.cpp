@@ -70,7 +70,7 @@ TEST_F(tokens, tokenize_errors) {
 }
 
 TEST_F(tokens, odd_text_is_fine) {
-    for (const std::string t : {std::string("\xff\xfe invalid utf8 \xc3"), std::string("nul\0inside", 10), std::string(1 << 20, 'a')}) {
+    for (const std::string & t : {std::string("\xff\xfe invalid utf8 \xc3"), std::string("nul\0inside", 10), std::string(1 << 20, 'a')}) {
         auto r = cmd(c.get(), {"INFER.TOKENIZE", "tiny", t});
         ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
         EXPECT_GT(r->elements, 0u);

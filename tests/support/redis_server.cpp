@@ -38,39 +38,52 @@ int free_port() {
 
 }  // namespace
 
-redis_server::redis_server(std::vector<std::string> module_args, std::vector<std::string> extra, bool expect_start) {
+redis_server::redis_server(std::vector<std::string> module_args, std::vector<std::string> extra, bool expect_start)
+    : module_args_(std::move(module_args)), extra_(std::move(extra)) {
     char tmpl[] = "/tmp/redis-infer-test-XXXXXX";
     dir_ = mkdtemp(tmpl);
     for (int attempt = 0; attempt < 5; ++attempt) {
         port_ = free_port();
-        std::vector<std::string> args = {redis_server_path(), "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                                         "--dir", dir_, "--logfile", dir_ + "/redis.log", "--save", "",
-                                         "--appendonly", "no", "--enable-debug-command", "local", "--enable-module-command", "local",
-                                         "--loadmodule", module_path()};
-        args.insert(args.end(), module_args.begin(), module_args.end());
-        args.push_back("--infer.model-dir");
-        args.push_back(model_dir());
-        args.insert(args.end(), extra.begin(), extra.end());
-        pid_ = fork();
-        if (pid_ == 0) {
-            std::vector<char *> argv;
-            for (auto & a : args) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            execv(argv[0], argv.data());
-            _exit(127);
-        }
-        const bool up = wait_for([&] {
-            if (!alive()) return true;
-            client_ptr c(redisConnect("127.0.0.1", port_));
-            if (!c || c->err) return false;
-            reply_ptr r(static_cast<redisReply *>(redisCommand(c.get(), "PING")));
-            return r && r->type == REDIS_REPLY_STATUS;
-        }, std::chrono::seconds(20));
-        if (up && alive()) return;
+        if (start(expect_start)) return;
         if (!expect_start && log().find("Address already in use") == std::string::npos) return;
         kill_now();  // port taken or crashed at start: try another port
     }
     if (expect_start) ADD_FAILURE() << "redis-server did not start; log:\n" << log();
+}
+
+bool redis_server::start(bool expect_start) {
+    std::vector<std::string> args = {redis_server_path(), "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                     "--dir", dir_, "--logfile", dir_ + "/redis.log", "--save", "",
+                                     "--appendonly", "no", "--enable-debug-command", "local", "--enable-module-command", "local",
+                                     "--loadmodule", module_path()};
+    args.insert(args.end(), module_args_.begin(), module_args_.end());
+    args.push_back("--infer.model-dir");
+    args.push_back(model_dir());
+    args.insert(args.end(), extra_.begin(), extra_.end());
+    pid_ = fork();
+    if (pid_ == 0) {
+        std::vector<char *> argv;
+        for (auto & a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+    const bool up = wait_for([&] {
+        if (!alive()) return true;
+        client_ptr c(redisConnect("127.0.0.1", port_));
+        if (!c || c->err) return false;
+        reply_ptr r(static_cast<redisReply *>(redisCommand(c.get(), "PING")));
+        return r && r->type == REDIS_REPLY_STATUS;
+    }, std::chrono::seconds(20));
+    (void) expect_start;
+    return up && alive();
+}
+
+bool redis_server::restart() {
+    if (auto c = connect()) reply_ptr(static_cast<redisReply *>(redisCommand(c.get(), "SHUTDOWN SAVE")));
+    wait_for([&] { return !alive(); }, std::chrono::seconds(20));
+    kill_now();
+    return start(true);
 }
 
 redis_server::~redis_server() {

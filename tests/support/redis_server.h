@@ -44,8 +44,12 @@ public:
     client_ptr connect() const;
     bool alive() const;
     void kill_now();
+    // SHUTDOWN SAVE, then start again on the same port and directory with the same arguments.
+    bool restart();
 
 private:
+    bool start(bool expect_start);
+    std::vector<std::string> module_args_, extra_;
     int port_ = 0;
     pid_t pid_ = -1;
     std::string dir_;

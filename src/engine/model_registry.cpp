@@ -22,11 +22,6 @@ bool model_registry::is_loading(const std::string & name) const {
     return loading_.count(name) != 0;
 }
 
-size_t model_registry::size() const {
-    std::lock_guard lk(mu_);
-    return models_.size();
-}
-
 std::vector<model_entry_view> model_registry::list() const {
     std::lock_guard lk(mu_);
     std::vector<model_entry_view> out;

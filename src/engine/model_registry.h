@@ -50,7 +50,6 @@ public:
     std::shared_ptr<model_instance> find(const std::string & name) const;
     bool is_loading(const std::string & name) const;
     std::vector<model_entry_view> list() const;
-    size_t size() const;
 
     // Queues a load. Returns an error message right away if the name is taken (and replace is
     // false) or already loading; otherwise "" and `done` runs later on the loader thread.

@@ -19,8 +19,6 @@ struct scheduler::slot {
     llama_seq_id seq = 0;
     std::unique_ptr<infer_request> req;  // null = free
     std::unique_ptr<token_sampler> sampler;
-    llama_sampler_ptr device_greedy;  // attached to the context for greedy requests on a GPU model
-    bool device_sampling = false;     // device_greedy is attached: the token comes back, no logits
     std::vector<token> prompt;
     size_t n_prefilled = 0;   // prompt tokens already in the KV cache
     llama_pos n_past = 0;     // next position
@@ -75,8 +73,7 @@ scheduler::scheduler(std::string name, std::shared_ptr<const model> m)
       queue_max_(model_->params().queue_max),
       // Sampling 152k-entry rows for many slots is real work; with the model on a GPU the CPU
       // cores are free for it. On CPU they belong to the decode threads.
-      pool_(model_->params().n_gpu_layers != 0 ? std::min<size_t>(7, std::max(1u, std::thread::hardware_concurrency()) - 1) : 0),
-      device_sampling_(model_->params().n_gpu_layers != 0) {
+      pool_(model_->params().n_gpu_layers != 0 ? std::min<size_t>(7, std::max(1u, std::thread::hardware_concurrency()) - 1) : 0) {
     const model_params & p = model_->params();
     llama_context_params cp = llama_context_default_params();
     cp.n_ctx = p.n_ctx * p.n_slots;
@@ -356,17 +353,6 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
     }
 
     s.sampler = std::make_unique<token_sampler>(r->sampling, model_->vocab());
-    // Greedy on a GPU model: argmax on the device, so only the token id crosses to the host
-    // instead of a 151,936-float logits row. Attaching or detaching makes llama.cpp re-reserve
-    // its graphs, so a slot keeps its state across requests of the same kind.
-    const bool want_device = device_sampling_ && r->sampling.temperature <= 0.0f && r->sampling.repeat_penalty == 1.0f;
-    if (want_device != s.device_sampling) {
-        if (want_device && !s.device_greedy) {
-            s.device_greedy.reset(llama_sampler_chain_init(llama_sampler_chain_default_params()));
-            llama_sampler_chain_add(s.device_greedy.get(), llama_sampler_init_greedy());
-        }
-        s.device_sampling = llama_set_sampler(ctx_.get(), s.seq, want_device ? s.device_greedy.get() : nullptr) && want_device;
-    }
     s.sampler->accept_prompt(prompt);  // the repeat penalty looks back over the prompt, as llama-server's does
     s.prompt = std::move(r->prompt);
     s.cached.assign(s.prompt.begin(), s.prompt.begin() + long(reuse));
@@ -527,16 +513,10 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
     sampling.clear();
     rows.clear();
     for (auto & sp : slots_) {
-        if (!sp->req || sp->batch_index < 0) continue;
-        if (sp->device_sampling) {
-            const token t = llama_get_sampled_token_ith(ctx_.get(), sp->batch_index);
-            if (t != LLAMA_TOKEN_NULL) {
-                sp->sampled = t;
-                continue;
-            }
+        if (sp->req && sp->batch_index >= 0) {
+            sampling.push_back(sp.get());
+            rows.push_back(llama_get_logits_ith(ctx_.get(), sp->batch_index));
         }
-        sampling.push_back(sp.get());
-        rows.push_back(llama_get_logits_ith(ctx_.get(), sp->batch_index));
     }
     sampled_.resize(sampling.size());
     pool_.parallel_for(sampling.size(), [&](size_t i) { sampled_[i] = sampling[i]->sampler->sample(rows[i]); });

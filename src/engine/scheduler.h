@@ -118,7 +118,6 @@ private:
     llama_batch batch_{};
     prefix_cache cache_;
     worker_pool pool_;
-    const bool device_sampling_;  // greedy requests sample on the GPU (llama.cpp backend sampling)
     std::vector<slot *> sampling_slots_;   // reused every step: no per-step allocation
     std::vector<const float *> sampling_rows_;
     std::vector<token> sampled_;

@@ -144,3 +144,34 @@ TEST(lifecycle_aof, results_survive_aof_reload_without_rerunning_inference) {
     EXPECT_EQ(str(cmd(c.get(), {"DEBUG", "DIGEST"}).get()), digest);
     EXPECT_EQ(map_get(cmd(c.get(), {"INFER.INFO", "tiny"}).get(), "requests")->integer, before);
 }
+
+// Under maxmemory, generation that writes nothing still works; anything that would write is
+// refused with OOM and writes nothing.
+TEST_F(lifecycle, oom_refuses_writes_not_reads) {
+    cmd(c.get(), {"CONFIG", "SET", "maxmemory", "1"});  // always over the limit
+    EXPECT_EQ(cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", "hi", "MAX_TOKENS", "4"})->type, REDIS_REPLY_STRING);
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", "hi", "MAX_TOKENS", "4", "STORE", "oom:k"}), "OOM"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.CHAT", "tiny", "oom:chat", "USER", "hi", "MAX_TOKENS", "4"}), "OOM"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.TOKENIZE", "tiny", "hi", "STORE", "oom:t"}), "OOM"));
+    cmd(c.get(), {"CONFIG", "SET", "maxmemory", "0"});
+    for (const char * k : {"oom:k", "oom:chat", "oom:t"}) EXPECT_EQ(cmd(c.get(), {"EXISTS", k})->integer, 0) << k;
+}
+
+TEST_F(lifecycle, functions_cannot_call_blocking_commands) {
+    auto f = cmd(c.get(), {"FUNCTION", "LOAD", "REPLACE",
+                           "#!lua name=inferlib\nredis.register_function('gen', function() return redis.call('INFER.GENERATE', 'tiny', 'TEXT', 'x') end)"});
+    ASSERT_EQ(f->type, REDIS_REPLY_STRING) << str(f.get());
+    EXPECT_EQ(cmd(c.get(), {"FCALL", "gen", "0"})->type, REDIS_REPLY_ERROR);
+    cmd(c.get(), {"FUNCTION", "DELETE", "inferlib"});
+}
+
+// A reply larger than the client's output-buffer limit: the client is dropped, nothing else.
+TEST_F(lifecycle, reply_over_the_output_buffer_limit_drops_only_that_client) {
+    cmd(c.get(), {"CONFIG", "SET", "client-output-buffer-limit", "normal 256 256 0"});
+    auto g = server->connect();
+    auto r = cmd(g.get(), {"INFER.GENERATE", "tiny", "TEXT", "hello", "MAX_TOKENS", "400", "IGNORE_EOS"});
+    EXPECT_TRUE(!r || g->err);  // disconnected
+    cmd(c.get(), {"CONFIG", "SET", "client-output-buffer-limit", "normal 0 0 0"});
+    EXPECT_TRUE(busy(0));
+    EXPECT_EQ(cmd(c.get(), {"PING"})->type, REDIS_REPLY_STATUS);
+}

@@ -54,6 +54,7 @@ TEST_F(lifecycle, prompt_key_changed_after_enqueue_uses_the_snapshot) {
         EXPECT_EQ(str(r.get()), expected) << change;
         if (ch == "SWAPDB") cmd(c.get(), {"SWAPDB", "0", "1"});
     }
+    canary_write(c.get());  // this test flushed the dataset on purpose
 }
 
 // An output key retyped during generation: WRONGTYPE, and the key keeps its new value.

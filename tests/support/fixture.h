@@ -11,6 +11,11 @@ namespace testing_support {
 // Waits until INFER.MODELS lists `name` as ready.
 bool wait_model_ready(redisContext * c, const std::string & name);
 
+// Writes the canary dataset every live test must leave untouched (a string, a hash, a list, a
+// stream and a vector set), and returns its digest.
+std::string canary_write(redisContext * c);
+std::string canary_digest(redisContext * c);
+
 // Asserts that r is an error reply whose text starts with `prefix`.
 ::testing::AssertionResult is_error(const reply_ptr & r, const std::string & prefix);
 
@@ -22,6 +27,7 @@ protected:
     void TearDown() override;
 
     static std::unique_ptr<redis_server> server;
+    static std::string canary;  // digest of the canary dataset
     client_ptr c;
 };
 

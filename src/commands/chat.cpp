@@ -59,10 +59,7 @@ int cmd_chat(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
 
     auto inst = ready_model(rm::str(argv[1]));
     const model & m = *inst->weights;
-    if (size_t(req->max_tokens) >= m.params().n_ctx) {
-        throw rm::reply_error("ERR MAX_TOKENS exceeds the context - got " + std::to_string(req->max_tokens) +
-                              ", expected at most " + std::to_string(m.params().n_ctx - 1));
-    }
+    check_max_tokens(*req, m.params().n_ctx);
     // The session so far (absent = new). Read in full: TRUNCATE may cut it to fit.
     {
         rm::rm_key k(static_cast<RedisModuleKey *>(RedisModule_OpenKey(ctx, argv[2], REDISMODULE_READ)));

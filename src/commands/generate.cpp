@@ -126,6 +126,13 @@ bool parse_generation_option(arg_reader & r, infer_request & req, generation_out
     return true;
 }
 
+void check_max_tokens(const infer_request & req, size_t n_ctx) {
+    if (size_t(req.max_tokens) >= n_ctx) {
+        throw rm::reply_error("ERR MAX_TOKENS exceeds the context - got " + std::to_string(req.max_tokens) +
+                              ", expected at most " + std::to_string(n_ctx - 1));
+    }
+}
+
 void submit_generation(RedisModuleCtx * ctx, model_instance & inst, std::unique_ptr<infer_request> req,
                        const generation_outputs & out, const std::string & session_key) {
     rm::require_blocking_allowed(ctx, req->chat.empty() ? "INFER.GENERATE" : "INFER.CHAT");
@@ -229,9 +236,8 @@ int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
                                   std::to_string(req->prompt.size()) + "+" + std::to_string(req->max_tokens) +
                                   " tokens, expected at most " + std::to_string(n_ctx));
         }
-    } else if (size_t(req->max_tokens) >= n_ctx) {
-        throw rm::reply_error("ERR MAX_TOKENS exceeds the context - got " + std::to_string(req->max_tokens) +
-                              ", expected at most " + std::to_string(n_ctx - 1));
+    } else {
+        check_max_tokens(*req, n_ctx);
     }
     submit_generation(ctx, *inst, std::move(req), out, "");
     return REDISMODULE_OK;

@@ -24,6 +24,9 @@ bool parse_generation_option(arg_reader & r, infer_request & req, generation_out
 // from argv[from] on, skipping option values.
 void declare_generation_keys(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc, int from);
 
+// MAX_TOKENS must leave room for at least one prompt token in the per-slot context.
+void check_max_tokens(const infer_request & req, size_t n_ctx);
+
 // Blocks the client and posts req; the reply callback writes STREAM's last entry, STORE and
 // (for chat) the session key, then replies. Throws reply_error if it cannot block or post.
 void submit_generation(RedisModuleCtx * ctx, model_instance & inst, std::unique_ptr<infer_request> req,

@@ -467,7 +467,8 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
         batch_add(batch_, s.last, s.n_past, s.seq, true);
         --budget;
     }
-    std::vector<std::pair<slot *, int32_t>> chunks;  // slot, tokens added this step
+    auto & chunks = chunks_;  // slot, prompt tokens added this step
+    chunks.clear();
     for (auto & sp : slots_) {
         slot & s = *sp;
         if (!s.req || s.generating || budget <= 0) continue;
@@ -542,7 +543,7 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
             }
             generated_tokens_.fetch_add(1, std::memory_order_relaxed);
             s.generated.push_back(t);
-            s.unstreamed.push_back(t);
+            if (s.req->on_stream) s.unstreamed.push_back(t);
             s.last = t;
             const size_t before = s.text.size();
             s.text += model_->piece(t);

@@ -121,6 +121,7 @@ private:
     std::vector<slot *> sampling_slots_;   // reused every step: no per-step allocation
     std::vector<const float *> sampling_rows_;
     std::vector<token> sampled_;
+    std::vector<std::pair<slot *, int32_t>> chunks_;
     std::deque<std::unique_ptr<infer_request>> deferred_;  // waiting for another slot's prefill
 
     // Shared state, under mu_.

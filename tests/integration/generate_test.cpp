@@ -297,3 +297,21 @@ TEST(generate_queue, full_queue_is_an_immediate_error) {
     cmd(c.get(), {"CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal"});  // the three generating clients
     EXPECT_TRUE(wait_for([&] { return map_get(cmd(c.get(), {"INFER.INFO", "q"}).get(), "slots_busy")->integer == 0; }));
 }
+
+// Limits on what a client may send: STOP strings, and text over infer.max-prompt-bytes.
+TEST(generate_limits, stop_count_and_prompt_bytes) {
+    redis_server s({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "256"}, {"--infer.max-prompt-bytes", "64"});
+    auto c = s.connect();
+    ASSERT_TRUE(wait_model_ready(c.get(), "tiny"));
+    std::vector<std::string> args = {"INFER.GENERATE", "tiny", "TEXT", "x"};
+    for (int i = 0; i < 17; ++i) args.insert(args.end(), {"STOP", "s" + std::to_string(i)});
+    EXPECT_TRUE(is_error(cmd(c.get(), args), "ERR too many STOP strings - got more than 16"));
+    const std::string big(65, 'a');
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", big}),
+                         "ERR TEXT too long - got 65 bytes, expected at most 64 (infer.max-prompt-bytes)"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.CHAT", "tiny", "s", "SYSTEM", std::string(40, 'a'), "USER", std::string(25, 'b')}),
+                         "ERR SYSTEM plus USER too long - got 65 bytes, expected at most 64 (infer.max-prompt-bytes)"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.CHAT", "tiny", "s", "USER", "x", "MAX_TOKENS", "256"}),
+                         "ERR MAX_TOKENS exceeds the context - got 256, expected at most 255"));
+    EXPECT_EQ(cmd(c.get(), {"EXISTS", "s"})->integer, 0);
+}

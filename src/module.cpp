@@ -46,6 +46,10 @@ const command_def k_commands[] = {
     // SET/XADD, so they are neither "readonly" nor "write" (see docs/commands.md).
     {"infer.generate",   rm::guarded_command<cmd::cmd_generate>,   "may-replicate deny-script blocking getkeys-api", 0, 0, 0},
     {"infer.chat",       rm::guarded_command<cmd::cmd_chat>,       "may-replicate deny-oom deny-script blocking getkeys-api", 0, 0, 0},
+    // EMBED and RAG write only with STORE/VADD/STREAM, like GENERATE; INGEST always writes.
+    {"infer.embed",      rm::guarded_command<cmd::cmd_embed>,      "may-replicate deny-script blocking getkeys-api", 0, 0, 0},
+    {"infer.ingest",     rm::guarded_command<cmd::cmd_ingest>,     "write deny-oom deny-script blocking", 3, 4, 1},
+    {"infer.rag",        rm::guarded_command<cmd::cmd_rag>,        "may-replicate deny-script blocking getkeys-api", 0, 0, 0},
 };
 
 // On SHUTDOWN, stop every scheduler (cancelling work) before the process exits, so no

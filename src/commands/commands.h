@@ -38,8 +38,8 @@ int cmd_models(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
 // Loads the models named in module arguments: MODEL name path [LOAD options] ...
 int models_from_module_args(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
 // Queues a load with nobody waiting for it (RDB aux data, replication, AOF); "" or the error.
-std::string load_model_in_background(const std::string & name, const std::string & path, uint32_t n_ctx,
-                                     uint32_t n_slots, uint32_t n_batch, int32_t n_gpu_layers, int32_t n_threads);
+// p: the load options; path and queue size are filled in here.
+std::string load_model_in_background(const std::string & name, const std::string & path, model_params p);
 
 // registry_persistence.cpp
 int registry_persistence_register(RedisModuleCtx * ctx);
@@ -53,6 +53,13 @@ void read_token_key(RedisModuleCtx * ctx, RedisModuleString * key, const model &
                     std::vector<token> & out);
 // The model named by argv, ready to take requests, or a reply_error.
 std::shared_ptr<model_instance> ready_model(std::string_view name);
+
+// embed.cpp: INFER.EMBED, INFER.INGEST; rag.cpp: INFER.RAG
+int cmd_embed(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
+int cmd_ingest(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
+int cmd_rag(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
+// The model named by argv if it is ready and of the wanted kind, or a reply_error.
+std::shared_ptr<model_instance> ready_model_of_kind(std::string_view name, bool embedding);
 
 // generate.cpp, chat.cpp
 int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);

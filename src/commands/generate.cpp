@@ -133,30 +133,38 @@ void check_max_tokens(const infer_request & req, size_t n_ctx) {
     }
 }
 
-void submit_generation(RedisModuleCtx * ctx, model_instance & inst, std::unique_ptr<infer_request> req,
-                       const generation_outputs & out, const std::string & session_key) {
-    rm::require_blocking_allowed(ctx, req->chat.empty() ? "INFER.GENERATE" : "INFER.CHAT");
+rm::finalize_fn generation_writes(RedisModuleCtx * ctx, infer_request & req, const generation_outputs & out,
+                                  const std::string & session_key) {
     const int flags = RedisModule_GetContextFlags(ctx);
     const bool writes = !out.store_key.empty() || !out.stream_key.empty() || !session_key.empty();
     if (writes && (flags & REDISMODULE_CTX_FLAGS_SLAVE) && (flags & REDISMODULE_CTX_FLAGS_READONLY)) {
         throw rm::reply_error("READONLY You can't write against a read only replica.");
     }
+    if (!writes) return nullptr;
     const write_as who = write_as::caller(ctx);
     std::shared_ptr<stream_sink> sink;
-    if (!out.stream_key.empty()) sink = stream_attach(who, out.stream_key, *req);
-    rm::finalize_fn finalize;
-    if (sink || !out.store_key.empty() || !session_key.empty()) {
-        finalize = [sink, who, store = out.store_key, session_key](RedisModuleCtx *, infer_result & res) {
-            std::string err;
-            if (sink) err = stream_finish(*sink, res);
-            if (!res.error.empty() || res.finish == finish_reason_cancelled) return err;
-            if (!store.empty() && err.empty()) err = store_tokens(who, store, res.tokens, false);
-            if (!session_key.empty() && err.empty() && !res.session.empty()) {
-                err = store_tokens(who, session_key, res.session, /*keep_ttl=*/true);
-            }
-            return err;
-        };
-    }
+    if (!out.stream_key.empty()) sink = stream_attach(who, out.stream_key, req);
+    return [sink, who, store = out.store_key, session_key](RedisModuleCtx *, infer_result & res) {
+        std::string err;
+        if (sink) err = stream_finish(*sink, res);
+        if (!res.error.empty() || res.finish == finish_reason_cancelled) return err;
+        if (!store.empty() && err.empty()) err = store_tokens(who, store, res.tokens, false);
+        if (!session_key.empty() && err.empty() && !res.session.empty()) {
+            err = store_tokens(who, session_key, res.session, /*keep_ttl=*/true);
+        }
+        return err;
+    };
+}
+
+int generation_option_values(std::string_view arg) {
+    const option_def * o = find_option(arg);
+    return o ? o->values : -2;
+}
+
+void submit_generation(RedisModuleCtx * ctx, model_instance & inst, std::unique_ptr<infer_request> req,
+                       const generation_outputs & out, const std::string & session_key) {
+    rm::require_blocking_allowed(ctx, req->chat.empty() ? "INFER.GENERATE" : "INFER.CHAT");
+    rm::finalize_fn finalize = generation_writes(ctx, *req, out, session_key);
     const bool meta = out.meta;
     rm::block_and_submit(ctx, *inst.sched, std::move(req),
                          [meta](RedisModuleCtx * c, infer_result & res) { return reply_result(c, res, meta); },

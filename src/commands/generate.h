@@ -5,6 +5,7 @@
 #include "commands/args.h"
 #include "commands/commands.h"
 #include "commands/outputs.h"
+#include "redis/blocking.h"
 
 #include <string>
 
@@ -26,6 +27,14 @@ void declare_generation_keys(RedisModuleCtx * ctx, RedisModuleString ** argv, in
 
 // MAX_TOKENS must leave room for at least one prompt token in the per-slot context.
 void check_max_tokens(const infer_request & req, size_t n_ctx);
+
+// STORE/STREAM (and a chat session) for req: attaches the stream sink and returns the writes to
+// run before the reply (nullptr if none). Throws READONLY on a read-only replica.
+rm::finalize_fn generation_writes(RedisModuleCtx * ctx, infer_request & req, const generation_outputs & out,
+                                  const std::string & session_key);
+
+// How many values follow a GENERATE option (-1: keys up to the next option), -2 if arg is not one.
+int generation_option_values(std::string_view arg);
 
 // Blocks the client and posts req; the reply callback writes STREAM's last entry, STORE and
 // (for chat) the session key, then replies. Throws reply_error if it cannot block or post.

@@ -46,6 +46,7 @@ load_args parse_load(RedisModuleString ** argv, int argc, int pos, bool allow_re
         else if (r.match("BATCH")) a.params.n_batch = uint32_t(r.next_int("BATCH", 1, k_max_batch));
         else if (r.match("GPU_LAYERS")) a.params.n_gpu_layers = int32_t(r.next_int("GPU_LAYERS", -1, 1024));
         else if (r.match("THREADS")) a.params.n_threads = int32_t(r.next_int("THREADS", 1, k_max_threads));
+        else if (r.match("EMBEDDING")) a.params.embedding = true;
         else if (allow_replace && r.match("REPLACE")) a.replace = true;
         else r.unknown_option("INFER.LOAD");
     }
@@ -75,27 +76,23 @@ void log_background_load(const std::string & name, const std::string & err) {
 
 }  // namespace
 
-std::string load_model_in_background(const std::string & name, const std::string & path, uint32_t n_ctx,
-                                     uint32_t n_slots, uint32_t n_batch, int32_t n_gpu_layers, int32_t n_threads) {
+std::string load_model_in_background(const std::string & name, const std::string & path, model_params p) {
     const auto resolved = model_path_resolve(state().model_dir, path);
     if (!resolved) return "model path not found or not a regular file inside infer.model-dir - got " + quote(path);
-    model_params p = model_default_params();
     p.path = *resolved;
-    p.n_ctx = n_ctx;
-    p.n_slots = n_slots;
-    p.n_batch = n_batch;
-    p.n_gpu_layers = n_gpu_layers;
-    p.n_threads = n_threads;
     p.queue_max = uint32_t(state().queue_max);
     return state().registry.load_async(name, p, false, [name](const std::string & e) { log_background_load(name, e); });
 }
 
-// INFER.LOAD name path [CTX n] [SLOTS n] [BATCH n] [GPU_LAYERS n] [THREADS n] [REPLACE]
+// INFER.LOAD name path [CTX n] [SLOTS n] [BATCH n] [GPU_LAYERS n] [THREADS n] [EMBEDDING] [REPLACE]
 //   Loads a GGUF from inside infer.model-dir, off the main thread (the client waits, the
 //   server does not). CTX is tokens per slot (prompt + output, default min(4096, trained)),
 //   SLOTS concurrent sequences (default 4, at most 256), BATCH tokens per decode step
 //   (default 512), GPU_LAYERS layers on the GPU (-1 all, default 0), THREADS CPU threads
-//   (default cores - 1). REPLACE swaps a loaded model: new requests go to the new one, requests
+//   (default cores - 1). EMBEDDING loads it as an embedding model (INFER.EMBED, INGEST, RAG's
+//   EMBED_MODEL) with the model's pooling: CTX is then tokens per input, SLOTS inputs per
+//   decode (default 16) and BATCH tokens per decode (default max(CTX, 2048), at least CTX).
+//   REPLACE swaps a loaded model: new requests go to the new one, requests
 //   in flight finish on the old one, which is then freed.
 // Reply: +OK once the model is ready. The command is propagated to replicas and the AOF, and
 //   the registry is part of the RDB (registry_persistence.cpp): replicas load the same models
@@ -168,7 +165,8 @@ int cmd_unload(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
 // INFER.MODELS
 //   Reply: an array with one map per model: name, state (ready|loading), path, arch,
 //   description, parameters, size_bytes, vocab_size, context (per slot), context_train, slots,
-//   batch, threads, gpu_layers. Loading models show only what is known before load.
+//   batch, threads, gpu_layers, kind (generation|embedding), dimension (embedding width).
+//   Loading models show only what is known before load.
 int cmd_models(RedisModuleCtx * ctx, RedisModuleString **, int argc) {
     if (argc != 1) return RedisModule_WrongArity(ctx);
     const auto models = state().registry.list();
@@ -176,7 +174,7 @@ int cmd_models(RedisModuleCtx * ctx, RedisModuleString **, int argc) {
     for (const auto & e : models) {
         const model_info info = e.instance ? e.instance->weights->info() : model_info{};
         const model_params & p = e.params;
-        RedisModule_ReplyWithMap(ctx, 14);
+        RedisModule_ReplyWithMap(ctx, 16);
         auto kv_s = [&](const char * k, const std::string & v) {
             RedisModule_ReplyWithCString(ctx, k);
             RedisModule_ReplyWithStringBuffer(ctx, v.data(), v.size());
@@ -199,6 +197,8 @@ int cmd_models(RedisModuleCtx * ctx, RedisModuleString **, int argc) {
         kv_i("batch", p.n_batch);
         kv_i("threads", p.n_threads);
         kv_i("gpu_layers", p.n_gpu_layers);
+        kv_s("kind", p.embedding ? "embedding" : "generation");
+        kv_i("dimension", info.n_embd);
     }
     return REDISMODULE_OK;
 }

@@ -155,6 +155,62 @@ std::shared_ptr<stream_sink> stream_attach(const write_as & who, const std::stri
 
 std::string stream_finish(stream_sink & sink, const infer_result & res) { return sink.finish(res); }
 
+std::string with_caller_key(const write_as & who, const std::string & key, int key_flags,
+                            const std::function<std::string(RedisModuleCtx *)> & fn) {
+    return as_caller(who, key, key_flags, [&] { return fn(g_ctx); });
+}
+
+std::string check_string_or_empty(RedisModuleCtx * ctx, const std::string & key) {
+    rm::rm_string k(RedisModule_CreateString(ctx, key.data(), key.size()), rm::string_freer{ctx});
+    rm::rm_key h(static_cast<RedisModuleKey *>(RedisModule_OpenKey(ctx, k.get(), REDISMODULE_READ)));
+    const int type = RedisModule_KeyType(h.get());
+    if (type != REDISMODULE_KEYTYPE_EMPTY && type != REDISMODULE_KEYTYPE_STRING) {
+        return "WRONGTYPE Operation against a key holding the wrong kind of value";
+    }
+    return "";
+}
+
+std::string vector_set_dim(RedisModuleCtx * ctx, const std::string & key, long long & dim) {
+    dim = 0;
+    rm::rm_string k(RedisModule_CreateString(ctx, key.data(), key.size()), rm::string_freer{ctx});
+    rm::rm_key h(static_cast<RedisModuleKey *>(RedisModule_OpenKey(ctx, k.get(), REDISMODULE_READ)));
+    const int type = RedisModule_KeyType(h.get());
+    h.reset();
+    if (type == REDISMODULE_KEYTYPE_EMPTY) return "";
+    if (type != REDISMODULE_KEYTYPE_MODULE) return "WRONGTYPE Operation against a key holding the wrong kind of value";
+    rm::rm_call_reply r(RedisModule_Call(ctx, "VDIM", "b", key.data(), key.size()));
+    if (!r || RedisModule_CallReplyType(r.get()) != REDISMODULE_REPLY_INTEGER) {
+        return "WRONGTYPE Operation against a key holding the wrong kind of value";
+    }
+    dim = RedisModule_CallReplyInteger(r.get());
+    return "";
+}
+
+std::string add_vector(const write_as & who, const std::string & vset, const std::string & element,
+                       const std::vector<float> & v) {
+    return as_caller(who, vset, REDISMODULE_CMD_KEY_INSERT, [&] {
+        long long dim = 0;
+        if (std::string err = vector_set_dim(g_ctx, vset, dim); !err.empty()) return err;
+        if (dim != 0 && dim != (long long) v.size()) {
+            return "ERR vector dimension mismatch for " + std::string(vset) + " - got " + std::to_string(v.size()) +
+                   ", the set has " + std::to_string(dim) + " (embedded with another model?)";
+        }
+        static_assert(sizeof(float) == 4, "FP32 blobs");
+        rm::rm_call_reply r(RedisModule_Call(g_ctx, "VADD", "!EMbcbb", vset.data(), vset.size(), "FP32",
+                                             reinterpret_cast<const char *>(v.data()), v.size() * sizeof(float),
+                                             element.data(), element.size()));
+        return reply_error_text(r.get());
+    });
+}
+
+std::string store_blob(const write_as & who, const std::string & key, std::string_view blob) {
+    return as_caller(who, key, REDISMODULE_CMD_KEY_UPDATE, [&] {
+        if (std::string err = check_string_or_empty(g_ctx, key); !err.empty()) return err;
+        rm::rm_call_reply r(RedisModule_Call(g_ctx, "SET", "!EMbb", key.data(), key.size(), blob.data(), blob.size()));
+        return reply_error_text(r.get());
+    });
+}
+
 std::string store_tokens(const write_as & who, const std::string & key, const std::vector<token> & ids, bool keep_ttl) {
     const std::string blob = tokens_to_blob(ids);
     return as_caller(who, key, REDISMODULE_CMD_KEY_UPDATE, [&] {

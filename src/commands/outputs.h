@@ -13,6 +13,7 @@
 #include "engine/request.h"
 #include "redis/rm.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,6 +36,26 @@ void outputs_shutdown();                  // OnUnload
 std::shared_ptr<stream_sink> stream_attach(const write_as & who, const std::string & key, infer_request & req);
 // Writes what is still pending and the last entry (finish_reason and counts, or the error).
 std::string stream_finish(stream_sink & sink, const infer_result & res);
+
+// Runs fn with the module's own context selected to the caller's db, once the caller's ACL user
+// has key_flags permission on key (REDISMODULE_CMD_KEY_ACCESS to read). For reads a request
+// makes after its command returned (RAG's search and chunk keys). Main thread only.
+std::string with_caller_key(const write_as & who, const std::string & key, int key_flags,
+                            const std::function<std::string(RedisModuleCtx *)> & fn);
+
+// A Vector Set's dimension: 0 if the key does not exist; an error if it is not a vector set.
+std::string vector_set_dim(RedisModuleCtx * ctx, const std::string & key, long long & dim);
+
+// VADD vset FP32 <v> element (added or updated; the set's own quantization, Q8 by default).
+// Checks the set's dimension first, so a mismatch or a key of another type writes nothing.
+std::string add_vector(const write_as & who, const std::string & vset, const std::string & element,
+                       const std::vector<float> & v);
+
+// SET key to a raw blob (an FP32 embedding); WRONGTYPE for a key of another type.
+std::string store_blob(const write_as & who, const std::string & key, std::string_view blob);
+
+// A STRING key's type check without writing: "" if key is absent or a string, else WRONGTYPE.
+std::string check_string_or_empty(RedisModuleCtx * ctx, const std::string & key);
 
 // SET key to the packed ids (KEEPTTL when keep_ttl). A key of another type is left alone and
 // WRONGTYPE returned. Returns "" or the error reply.

@@ -15,7 +15,7 @@
 namespace infer::cmd {
 namespace {
 
-constexpr int k_encver = 1;
+constexpr int k_encver = 2;  // 2 added the EMBEDDING flag
 
 std::string relative_to_model_dir(const std::string & path) {
     const std::string & dir = state().model_dir;
@@ -40,6 +40,7 @@ void aux_save(RedisModuleIO * rdb, int when) {
         RedisModule_SaveUnsigned(rdb, m.params.n_batch);
         RedisModule_SaveSigned(rdb, m.params.n_gpu_layers);
         RedisModule_SaveSigned(rdb, m.params.n_threads);
+        RedisModule_SaveUnsigned(rdb, m.params.embedding ? 1 : 0);
     }
 }
 
@@ -52,7 +53,7 @@ std::string load_string(RedisModuleIO * rdb) {
 }
 
 int aux_load(RedisModuleIO * rdb, int encver, int when) {
-    if (encver != k_encver || when != REDISMODULE_AUX_BEFORE_RDB) return REDISMODULE_ERR;
+    if (encver < 1 || encver > k_encver || when != REDISMODULE_AUX_BEFORE_RDB) return REDISMODULE_ERR;
     const uint64_t n = RedisModule_LoadUnsigned(rdb);
     for (uint64_t i = 0; i < n; ++i) {
         std::vector<std::string> args;
@@ -60,11 +61,18 @@ int aux_load(RedisModuleIO * rdb, int encver, int when) {
         const auto ctx = RedisModule_LoadUnsigned(rdb), slots = RedisModule_LoadUnsigned(rdb),
                    batch = RedisModule_LoadUnsigned(rdb);
         const auto gpu = RedisModule_LoadSigned(rdb), threads = RedisModule_LoadSigned(rdb);
+        const bool embedding = encver >= 2 && RedisModule_LoadUnsigned(rdb) != 0;
         if (RedisModule_IsIOError(rdb)) return REDISMODULE_ERR;
         // Already there (module arguments, an earlier sync): keep it.
         if (state().registry.find(name) || state().registry.is_loading(name)) continue;
-        const std::string err = load_model_in_background(name, path, uint32_t(ctx), uint32_t(slots), uint32_t(batch),
-                                                         int32_t(gpu), int32_t(threads));
+        model_params p = model_default_params();
+        p.n_ctx = uint32_t(ctx);
+        p.n_slots = uint32_t(slots);
+        p.n_batch = uint32_t(batch);
+        p.n_gpu_layers = int32_t(gpu);
+        p.n_threads = int32_t(threads);
+        p.embedding = embedding;
+        const std::string err = load_model_in_background(name, path, p);
         if (!err.empty()) RedisModule_Log(nullptr, "warning", "model %s from the RDB not loaded: %s", name.c_str(), err.c_str());
     }
     return REDISMODULE_OK;

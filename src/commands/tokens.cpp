@@ -41,11 +41,13 @@ void read_token_key(RedisModuleCtx * ctx, RedisModuleString * key, const model &
     }
 }
 
-// INFER.TOKENIZE model text [STORE key] [NO_SPECIAL]
+// INFER.TOKENIZE model text [STORE key] [NO_SPECIAL] [WITHOFFSETS]
 //   Tokenizes text with the model's vocabulary. Special tokens written as text (such as
 //   <|im_start|>) become their control ids unless NO_SPECIAL; BOS is prepended when the model's
 //   metadata asks for it.
-// Reply: an array of integer ids; with STORE, the key is set to the packed little-endian uint32
+// Reply: an array of integer ids; with WITHOFFSETS an array of two arrays, the ids and the byte
+//   offset in text where each token's text starts (exact for byte-level BPE vocabularies such
+//   as Qwen's; redis-infer-ingest chunks documents with it); with STORE, the key is set to the packed little-endian uint32
 //   ids (a token key, replicated like any SET) and the reply is the number of tokens; a STORE
 //   key holding another type is left alone and the reply is WRONGTYPE.
 // Errors: ERR no such model; ERR model is still loading; ERR queue full; ERR unknown option;
@@ -66,14 +68,22 @@ int cmd_tokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     while (!r.done()) {
         if (r.match("STORE")) store = r.next_raw("STORE");
         else if (r.match("NO_SPECIAL")) req->parse_special = false;
+        else if (r.match("WITHOFFSETS")) req->with_offsets = true;
         else r.unknown_option("INFER.TOKENIZE");
     }
+    if (store && req->with_offsets) throw rm::reply_error("ERR WITHOFFSETS cannot be combined with STORE");
     auto inst = ready_model(rm::str(argv[1]));
     rm::require_blocking_allowed(ctx, "INFER.TOKENIZE");
     if (!store) {
-        rm::block_and_submit(ctx, *inst->sched, std::move(req), [](RedisModuleCtx * c, infer_result & res) {
+        const bool offsets = req->with_offsets;
+        rm::block_and_submit(ctx, *inst->sched, std::move(req), [offsets](RedisModuleCtx * c, infer_result & res) {
+            if (offsets) RedisModule_ReplyWithArray(c, 2);
             RedisModule_ReplyWithArray(c, long(res.tokens.size()));
             for (token t : res.tokens) RedisModule_ReplyWithLongLong(c, t);
+            if (offsets) {
+                RedisModule_ReplyWithArray(c, long(res.offsets.size()));
+                for (uint32_t o : res.offsets) RedisModule_ReplyWithLongLong(c, o);
+            }
             return REDISMODULE_OK;
         });
         return REDISMODULE_OK;

@@ -17,6 +17,7 @@ model_params model_default_params() {
     p.n_gpu_layers = 0;
     p.n_threads = 0;
     p.queue_max = 0;
+    p.embedding = false;
     return p;
 }
 
@@ -54,7 +55,23 @@ std::shared_ptr<model> model::load(const model_params & params, std::string & er
 
     out->params_ = params;
     model_params & p = out->params_;
+    i.n_embd = llama_model_n_embd_out(m.get());
     if (p.n_ctx == 0) p.n_ctx = uint32_t(std::min(4096, std::max(1, i.n_ctx_train)));
+    if (p.embedding) {
+        // An embedding decode holds whole inputs (non-causal attention needs a sequence in one
+        // ubatch): BATCH is the tokens of all inputs in one decode, at least one full input.
+        if (p.n_slots == 0) p.n_slots = 16;
+        if (p.n_batch == 0) p.n_batch = std::max<uint32_t>(p.n_ctx, 2048);
+        if (p.n_batch < p.n_ctx) {
+            err = "BATCH must be at least CTX for an embedding model - got BATCH " + std::to_string(p.n_batch) +
+                  ", CTX " + std::to_string(p.n_ctx);
+            return nullptr;
+        }
+        if (llama_model_has_encoder(m.get()) && llama_model_has_decoder(m.get())) {
+            err = "encoder-decoder models cannot produce embeddings";
+            return nullptr;
+        }
+    }
     if (p.n_slots == 0) p.n_slots = 4;
     if (p.n_batch == 0) p.n_batch = 512;
     if (p.n_threads == 0) p.n_threads = int32_t(std::max(1u, std::thread::hardware_concurrency() - 1));
@@ -132,6 +149,17 @@ std::string model::piece(token t) const {
     n = llama_token_to_piece(vocab_, t, s.data(), int32_t(s.size()), 0, false);
     s.resize(n > 0 ? size_t(n) : 0);
     return s;
+}
+
+std::vector<uint32_t> model::token_offsets(const std::vector<token> & tokens, size_t text_size) const {
+    std::vector<uint32_t> out;
+    out.reserve(tokens.size());
+    size_t at = 0;
+    for (token t : tokens) {
+        out.push_back(uint32_t(std::min(at, text_size)));
+        at += piece(t).size();
+    }
+    return out;
 }
 
 }  // namespace infer

@@ -25,6 +25,7 @@ struct model_params {
     int32_t  n_gpu_layers;   // layers offloaded to the GPU; -1 = all, 0 = none
     int32_t  n_threads;      // CPU threads for decoding; 0 = cores - 1 (a core stays with Redis)
     uint32_t queue_max;      // bounded request queue; 0 = 64
+    bool embedding;          // an embedding model: pooled vectors, no generation
 };
 
 model_params model_default_params();
@@ -39,6 +40,7 @@ struct model_info {
     int32_t n_ctx_train = 0;
     bool add_bos = false;
     std::string chat_template;  // empty if the GGUF has none
+    int32_t n_embd = 0;         // width of an embedding (llama_model_n_embd_out)
 };
 
 class model {
@@ -60,6 +62,10 @@ public:
     // One generated token's bytes (special tokens not rendered, as a reply should not show them).
     std::string piece(token t) const;
     bool is_eog(token t) const { return llama_vocab_is_eog(vocab_, t); }
+    // Where each token's text starts in the text it was tokenized from: cumulative piece lengths,
+    // clamped to text_size. Exact for byte-level BPE vocabularies (Qwen, Llama 3), approximate
+    // for vocabularies that normalise text (WordPiece). For chunking documents by tokens.
+    std::vector<uint32_t> token_offsets(const std::vector<token> & tokens, size_t text_size) const;
 
     // The model's chat template (or chatml when the GGUF has none) applied to messages;
     // add_assistant ends with the assistant header. Returns false if the template is unknown

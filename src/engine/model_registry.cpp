@@ -72,7 +72,8 @@ void model_registry::run_load(job & j) {
             inst = std::make_shared<model_instance>();
             inst->name = j.name;
             inst->weights = weights;
-            inst->sched = std::make_unique<scheduler>(j.name, weights);
+            if (weights->params().embedding) inst->sched = std::make_unique<embedder>(j.name, weights);
+            else inst->sched = std::make_unique<scheduler>(j.name, weights);
         } catch (const std::exception & e) {
             err = e.what();
             inst.reset();

@@ -11,6 +11,7 @@
 // an error, memory is returned, then the callback fires.
 #pragma once
 
+#include "engine/embedder.h"
 #include "engine/model.h"
 #include "engine/scheduler.h"
 
@@ -30,7 +31,7 @@ namespace infer {
 struct model_instance {
     std::string name;
     std::shared_ptr<const model> weights;
-    std::unique_ptr<scheduler> sched;
+    std::unique_ptr<executor> sched;  // a scheduler, or an embedder for EMBEDDING models
 };
 
 struct model_entry_view {       // what INFER.MODELS / INFO show

@@ -23,6 +23,7 @@ enum request_kind {
     request_kind_generate,    // prompt (tokens or text) -> generated text
     request_kind_tokenize,    // text -> ids
     request_kind_detokenize,  // ids -> text
+    request_kind_embed,       // prompt (tokens or text) -> one pooled vector (embedding models)
 };
 
 enum finish_reason {
@@ -54,6 +55,18 @@ struct request_control {
     std::atomic<bool> cancelled{false};
 };
 
+class model;
+
+// INFER.RAG's prompt, assembled on the scheduler thread (tokenizing is not main-thread work):
+// the chat template around a system message and a user message holding the retrieved chunks
+// (already token ids, read from their keys) and the question. See rag_prompt.h.
+struct rag_input {
+    std::string system;
+    std::vector<token> system_tokens;        // if not empty, used instead of `system`
+    std::vector<std::vector<token>> chunks;  // in rank order
+    std::string question;
+};
+
 struct chat_message {
     std::string role;     // "system", "user", "assistant"
     std::string content;
@@ -62,7 +75,11 @@ struct chat_message {
 struct infer_result {
     std::string error;            // non-empty: the request failed, this is the whole error reply
     std::string text;             // generate: the text; detokenize: the text
-    std::vector<token> tokens;    // tokenize: the ids; generate: the generated ids
+    std::vector<token> tokens;    // tokenize: the ids; generate: the generated ids; embed with
+                                  // token_model: the text's ids in that model's vocabulary
+    std::vector<uint32_t> offsets;  // tokenize WITHOFFSETS: byte where each token's text starts
+    std::vector<float> embedding; // embed: the pooled vector (n_embd floats)
+    std::vector<token> prompt;    // generate with return_prompt: the prompt as run
     finish_reason finish = finish_reason_none;
     int32_t prompt_tokens = 0;
     int32_t completion_tokens = 0;
@@ -78,6 +95,12 @@ struct infer_request {
     std::vector<token> prompt;     // generate/detokenize: ids, already validated against n_vocab
     std::string text;              // generate with TEXT, tokenize: input text
     bool parse_special = true;     // text input: "<|im_start|>" is a control token
+    bool with_offsets = false;     // tokenize: also report each token's byte offset in the text
+    bool normalize = false;        // embed: scale the vector to unit length
+    // embed (INFER.INGEST): also tokenize `text` with this generation model, into result.tokens.
+    std::shared_ptr<const model> token_model;
+    std::shared_ptr<rag_input> rag;  // generate: build the prompt from this instead of `prompt`
+    bool return_prompt = false;    // generate: copy the prompt as run into result.prompt
     sampling_params sampling = sampling_default_params();
     int32_t max_tokens = 256;      // generated tokens at most
     bool ignore_eos = false;       // keep going past end-of-generation tokens (benchmarks)

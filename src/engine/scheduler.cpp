@@ -6,6 +6,7 @@
 #include "engine/scheduler.h"
 
 #include "engine/backend.h"
+#include "engine/rag_prompt.h"
 #include "engine/sampling.h"
 
 #include <pthread.h>
@@ -240,8 +241,11 @@ void scheduler::serve_utility(infer_request & r) {
     const model & m = *model_;
     if (r.kind == request_kind_tokenize) {
         res.tokens = m.tokenize(r.text, r.parse_special, /*add_bos=*/true);
+        if (r.with_offsets) res.offsets = m.token_offsets(res.tokens, r.text.size());
     } else if (r.kind == request_kind_detokenize) {
         res.text = m.detokenize(r.prompt);
+    } else {
+        res.error = "ERR model '" + name_ + "' is not an embedding model - load one with INFER.LOAD ... EMBEDDING";
     }
     complete(r, std::move(res));
 }
@@ -260,6 +264,14 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
         r->text.clear();
     }
     infer_result err;
+    if (r->rag) {
+        err.error = rag_prompt_build(*model_, *r->rag, r->prompt);
+        r->rag.reset();
+        if (!err.error.empty()) {
+            complete(*r, std::move(err));
+            return true;
+        }
+    }
     size_t chat_kept = 0;
     std::string chat_turn;
     if (!r->chat.empty() && !model_->chat_apply(r->chat, true, chat_turn)) {
@@ -411,6 +423,7 @@ void scheduler::finish(slot & s, finish_reason why) {
     res.prompt_tokens = int32_t(s.prompt.size());
     res.completion_tokens = int32_t(res.tokens.size());
     res.cached_tokens = s.n_reused;
+    if (s.req->return_prompt) res.prompt = s.prompt;
     res.queue_ms = ms_between(s.req->posted, s.t_admit);
     const auto first = s.t_first == clock_type::time_point{} ? now : s.t_first;
     res.prefill_ms = ms_between(s.t_admit, first);

@@ -81,19 +81,24 @@ void pending_reply::abort() const {
     delete call_;
 }
 
-void block_and_submit(RedisModuleCtx * ctx, scheduler & sched, std::unique_ptr<infer_request> req, reply_fn reply,
+void block_and_submit(RedisModuleCtx * ctx, executor & sched, std::unique_ptr<infer_request> req, reply_fn reply,
                       finalize_fn finalize) {
     const pending_reply pending = block_client(ctx, req->control, std::move(reply), std::move(finalize));
     req->on_done = [pending](infer_result && r) { pending.complete(std::move(r)); };
     const submit_status st = sched.submit(req);
     if (st == submit_status_ok) return;
     pending.abort();
+    throw reply_error(submit_error_text(sched, st));
+}
+
+std::string submit_error_text(executor & sched, submit_status st) {
+    if (st == submit_status_ok) return "";
     if (st == submit_status_queue_full) {
         const auto s = sched.stats();
-        throw reply_error("ERR queue full for model '" + sched.name() + "' - " + std::to_string(s.queue_depth) +
-                          " requests waiting, limit " + std::to_string(s.queue_max));
+        return "ERR queue full for model '" + sched.name() + "' - " + std::to_string(s.queue_depth) +
+               " requests waiting, limit " + std::to_string(s.queue_max);
     }
-    throw reply_error("ERR model '" + sched.name() + "' is being unloaded");
+    return "ERR model '" + sched.name() + "' is being unloaded";
 }
 
 }  // namespace infer::rm

@@ -13,7 +13,7 @@
 #pragma once
 
 #include "engine/request.h"
-#include "engine/scheduler.h"
+#include "engine/executor.h"
 #include "redis/rm.h"
 
 #include <functional>
@@ -58,9 +58,12 @@ private:
 pending_reply block_client(RedisModuleCtx * ctx, std::shared_ptr<request_control> control, reply_fn reply,
                            finalize_fn finalize = nullptr);
 
+// The error reply for a submit that was not taken (queue full, model unloading); "" for ok.
+std::string submit_error_text(executor & sched, submit_status st);
+
 // Blocks the client and submits req to sched. On any failure the client is not left blocked and
 // a reply_error is thrown. `reply` formats the result.
-void block_and_submit(RedisModuleCtx * ctx, scheduler & sched, std::unique_ptr<infer_request> req,
+void block_and_submit(RedisModuleCtx * ctx, executor & sched, std::unique_ptr<infer_request> req,
                       reply_fn reply, finalize_fn finalize = nullptr);
 
 }  // namespace infer::rm

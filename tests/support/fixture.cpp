@@ -40,11 +40,13 @@ bool wait_model_ready(redisContext * c, const std::string & name) {
     return ::testing::AssertionSuccess();
 }
 
-void live::SetUpTestSuite() {
-    server = std::make_unique<redis_server>(std::vector<std::string>{"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "512", "SLOTS", "4"});
+void live::SetUpTestSuite() { start({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "512", "SLOTS", "4"}, {"tiny"}); }
+
+void live::start(const std::vector<std::string> & module_args, const std::vector<std::string> & ready) {
+    server = std::make_unique<redis_server>(module_args);
     auto c = server->connect();
     ASSERT_TRUE(c);
-    ASSERT_TRUE(wait_model_ready(c.get(), "tiny"));
+    for (const auto & m : ready) ASSERT_TRUE(wait_model_ready(c.get(), m)) << server->log();
     canary = canary_write(c.get());
     ASSERT_EQ(std::count(canary.begin(), canary.end(), ','), 5) << canary;
     ASSERT_EQ(canary.find(std::string(40, '0')), std::string::npos) << "a canary key is missing: " << canary;

@@ -22,6 +22,8 @@ std::string canary_digest(redisContext * c);
 class live : public ::testing::Test {
 protected:
     static void SetUpTestSuite();
+    // A suite that needs other models hides SetUpTestSuite and calls this; `ready` are awaited.
+    static void start(const std::vector<std::string> & module_args, const std::vector<std::string> & ready);
     static void TearDownTestSuite();
     void SetUp() override;
     void TearDown() override;

@@ -54,6 +54,21 @@ TEST(registry, survives_a_restart) {
     EXPECT_EQ(cmd(c.get(), {"INFER.GENERATE", "kept", "TEXT", "hi", "MAX_TOKENS", "4"})->type, REDIS_REPLY_STRING);
 }
 
+TEST(registry, embedding_models_stay_embedding_models_across_a_restart) {
+    redis_server s;
+    auto c = s.connect();
+    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "emb", "bert-tiny-f16.gguf", "EMBEDDING", "SLOTS", "8"})->type, REDIS_REPLY_STATUS);
+    const std::string before = str(cmd(c.get(), {"INFER.EMBED", "emb", "TEXT", "same vector", "STORE", "v1"}).get());
+    ASSERT_TRUE(s.restart()) << s.log();
+    c = s.connect();
+    ASSERT_TRUE(wait_model_ready(c.get(), "emb")) << s.log();
+    auto m = cmd(c.get(), {"INFER.MODELS"});
+    EXPECT_EQ(str(map_get(m->element[0], "kind")), "embedding");
+    EXPECT_EQ(map_get(m->element[0], "slots")->integer, 8);
+    cmd(c.get(), {"INFER.EMBED", "emb", "TEXT", "same vector", "STORE", "v2"});
+    EXPECT_EQ(str(cmd(c.get(), {"GET", "v1"}).get()), str(cmd(c.get(), {"GET", "v2"}).get()));
+}
+
 // A replica learns the models at full sync and from propagated LOAD/UNLOAD, serves generation
 // (read-only, so reads scale out), and refuses generation that would write.
 TEST(registry, replicas_serve_the_same_models) {

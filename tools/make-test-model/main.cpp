@@ -15,7 +15,7 @@
 //   the token list is padded with [PAD<n>] tokens up to the shape's vocabulary size, as
 //   convert_hf_to_gguf.py does for Qwen.
 //
-// Usage: make-test-model --shape tiny|qwen3-0.6b|qwen3-4b|bert-tiny --type f16|q8_0|q4_0|q4_k
+// Usage: make-test-model --shape tiny|qwen3-0.6b|qwen3-4b|bert-tiny|bge-small --type f16|q8_0|q4_0|q4_k
 //                        --vocab path/to/ggml-vocab-*.gguf --out file.gguf [--seed n] [--threads n]
 
 #include <ggml.h>
@@ -55,6 +55,7 @@ const model_shape k_shapes[] = {
     {"qwen3-0.6b", "qwen3", 151936, 1024, 28, 16, 8, 128, 3072, 40960},
     {"qwen3-4b",   "qwen3", 151936, 2560, 36, 32, 8, 128, 9728, 40960},
     {"bert-tiny",  "bert",       0,   64,  2,  4, 4,  16,  128,   512},  // n_vocab 0 = the vocab file's
+    {"bge-small",  "bert",       0,  384, 12, 12, 12, 32, 1536,   512},  // bge-small-en-v1.5's shape
 };
 
 struct options {
@@ -298,7 +299,7 @@ int main(int argc, char ** argv) {
     const options o = parse(argc, argv);
     const model_shape * shape = nullptr;
     for (const auto & s : k_shapes) if (o.shape == s.name) shape = &s;
-    if (!shape) die("unknown --shape " + o.shape + ", expected tiny, qwen3-0.6b, qwen3-4b or bert-tiny");
+    if (!shape) die("unknown --shape " + o.shape + ", expected tiny, qwen3-0.6b, qwen3-4b, bert-tiny or bge-small");
     const ggml_type wtype = type_from_name(o.type);
 
     gguf_ptr g(gguf_init_empty());

@@ -31,7 +31,8 @@ reply_ptr cluster_cmd(std::vector<std::unique_ptr<redis_server>> & nodes, const 
 TEST(cluster, generation_is_routed_by_prompt_key_slot) {
     std::vector<std::unique_ptr<redis_server>> nodes;
     for (int i = 0; i < 3; ++i) {
-        nodes.push_back(std::make_unique<redis_server>(std::vector<std::string>{"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "256"},
+        nodes.push_back(std::make_unique<redis_server>(std::vector<std::string>{"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "256",
+                                                                                "MODEL", "bert", "bert-tiny-f16.gguf", "EMBEDDING"},
                                                        std::vector<std::string>{"--cluster-enabled", "yes",
                                                                                 "--cluster-config-file", "nodes.conf"}));
     }
@@ -43,6 +44,7 @@ TEST(cluster, generation_is_routed_by_prompt_key_slot) {
         auto c = n->connect();
         ASSERT_TRUE(wait_for([&] { return str(cmd(c.get(), {"CLUSTER", "INFO"}).get()).find("cluster_state:ok") != std::string::npos; }));
         ASSERT_TRUE(wait_model_ready(c.get(), "tiny"));
+        ASSERT_TRUE(wait_model_ready(c.get(), "bert"));
     }
     // Prompts under different hash tags land on different shards; each generates on its owner.
     int served_by_moved = 0;
@@ -65,4 +67,20 @@ TEST(cluster, generation_is_routed_by_prompt_key_slot) {
         auto c = n->connect();
         EXPECT_EQ(cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", "hi", "MAX_TOKENS", "4"})->type, REDIS_REPLY_STRING);
     }
+
+    // A RAG corpus under one hash tag: ingested and queried on the shard that owns the tag.
+    for (int i = 0; i < 3; ++i) {
+        auto r = cluster_cmd(nodes, {"INFER.INGEST", "tiny", "bert", "{kb}:vectors", "{kb}:doc:" + std::to_string(i),
+                                     "chunk number " + std::to_string(i) + " of the clustered corpus"});
+        ASSERT_EQ(r->type, REDIS_REPLY_INTEGER) << str(r.get());
+    }
+    EXPECT_TRUE(is_error(cluster_cmd(nodes, {"INFER.INGEST", "tiny", "bert", "{kb}:vectors", "{other}:doc", "x"}), "CROSSSLOT"));
+    auto rag = cluster_cmd(nodes, {"INFER.RAG", "tiny", "{kb}:vectors", "QUERY", "chunk number 1", "K", "2", "MAX_TOKENS", "4"});
+    ASSERT_EQ(rag->type, REDIS_REPLY_ARRAY) << str(rag.get());
+    EXPECT_EQ(map_get(rag.get(), "sources")->elements, 2u);
+    // An element naming a key in another slot cannot be read there: a clear error, not a skip.
+    ASSERT_EQ(cluster_cmd(nodes, {"INFER.EMBED", "bert", "TEXT", "stray", "VADD", "{kb}:vectors", "{other}:doc"})->type,
+              REDIS_REPLY_INTEGER);
+    EXPECT_TRUE(is_error(cluster_cmd(nodes, {"INFER.RAG", "tiny", "{kb}:vectors", "QUERY", "stray", "K", "4", "MAX_TOKENS", "2"}),
+                         "ERR chunk key '{other}:doc' is in another hash slot than '{kb}:vectors'"));
 }

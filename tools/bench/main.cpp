@@ -22,6 +22,12 @@
 //                       and without reuse: wall time, aggregate tokens/s, prefilled tokens
 //   --scenario chat     a --requests-turn INFER.CHAT: per turn prompt, cached and prefilled
 //                       tokens and latency
+//
+// Embedding scenario (both targets): --scenario embed, --concurrency clients each embedding
+// --requests inputs of --prompt random ids wrapped in [CLS] ... [SEP] (BERT vocabulary ids,
+// --vocab 30522): INFER.EMBED model PROMPT key against redis-infer, POST /embedding with the
+// ids against llama-server --embeddings. One CSV line:
+//   target,concurrency,inputs,inputs_s,tokens_s,lat_p50_ms,lat_p99_ms,ping_p50_ms,ping_p99_ms,ping_max_ms
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -375,6 +381,75 @@ void scenario_chat(const options & o) {
 
 }  // namespace
 
+// ---- embeddings (both targets) -------------------------------------------------------------
+
+std::vector<uint32_t> bert_input(const options & o, int client, int i) {
+    std::mt19937 rng(o.seed * 104729u + unsigned(client) * 7919u + unsigned(i));
+    std::uniform_int_distribution<uint32_t> d(1000, uint32_t(o.vocab) - 1);  // past [unused]/specials
+    std::vector<uint32_t> v = {101};                                         // [CLS]
+    for (int k = 0; k < o.prompt; ++k) v.push_back(d(rng));
+    v.push_back(102);                                                        // [SEP]
+    return v;
+}
+
+void embed_client(const options & o, int id, std::vector<double> & lat) {
+    if (o.target == "redis") {
+        resp_conn c(o.host, o.port);
+        const std::string key = "bench:embed:" + std::to_string(id);
+        for (int i = 0; i < o.requests; ++i) {
+            must(c.call({"SET", key, blob_of(bert_input(o, id, i))}), "SET");
+            const auto t0 = clk::now();
+            const reply r = must(c.call({"INFER.EMBED", o.model, "PROMPT", key}), "INFER.EMBED");
+            lat.push_back(ms_since(t0));
+            if (r.elems.empty()) die("INFER.EMBED returned no vector");
+        }
+        return;
+    }
+    http_conn h = http_connect(o);
+    for (int i = 0; i < o.requests; ++i) {
+        const auto ids = bert_input(o, id, i);
+        std::string body = "{\"content\":[";
+        for (size_t k = 0; k < ids.size(); ++k) body += (k ? "," : "") + std::to_string(ids[k]);
+        body += "]}";
+        const auto t0 = clk::now();
+        const std::string j = http_post(h, "/embedding", body);
+        lat.push_back(ms_since(t0));
+        if (j.find("embedding") == std::string::npos) die("llama-server returned no embedding: " + j.substr(0, 200));
+    }
+    close(h.fd);
+}
+
+void scenario_embed(const options & o) {
+    std::vector<std::vector<double>> per(size_t(o.concurrency));
+    std::vector<double> pings;
+    std::atomic<bool> running{true};
+    std::thread pinger;
+    if (o.target == "redis") {
+        pinger = std::thread([&] {
+            resp_conn c(o.host, o.port);
+            while (running.load()) {
+                const auto t0 = clk::now();
+                c.call({"PING"});
+                pings.push_back(ms_since(t0));
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            }
+        });
+    }
+    const auto t0 = clk::now();
+    std::vector<std::thread> clients;
+    for (int i = 0; i < o.concurrency; ++i) clients.emplace_back([&, i] { embed_client(o, i, per[size_t(i)]); });
+    for (auto & t : clients) t.join();
+    const double wall_s = ms_since(t0) / 1000.0;
+    running = false;
+    if (pinger.joinable()) pinger.join();
+    std::vector<double> lat;
+    for (const auto & v : per) lat.insert(lat.end(), v.begin(), v.end());
+    const double n = double(lat.size());
+    printf("%s,%d,%zu,%.1f,%.0f,%.1f,%.1f,%.3f,%.3f,%.3f\n", o.target.c_str(), o.concurrency, lat.size(), n / wall_s,
+           n * (o.prompt + 2) / wall_s, pct(lat, 50), pct(lat, 99), pct(pings, 50), pct(pings, 99),
+           pings.empty() ? 0.0 : *std::max_element(pings.begin(), pings.end()));
+}
+
 int main(int argc, char ** argv) {
     options o;
     for (int i = 1; i < argc; ++i) {
@@ -400,7 +475,8 @@ int main(int argc, char ** argv) {
     if (o.scenario == "prefix") return scenario_prefix(o), 0;
     if (o.scenario == "shared") return scenario_shared(o), 0;
     if (o.scenario == "chat") return scenario_chat(o), 0;
-    if (!o.scenario.empty()) die("--scenario is prefix, shared or chat");
+    if (o.scenario == "embed") return scenario_embed(o), 0;
+    if (!o.scenario.empty()) die("--scenario is prefix, shared, chat or embed");
 
     std::vector<std::vector<sample>> per(size_t(o.concurrency));
     std::vector<double> pings;

@@ -176,3 +176,32 @@ TEST_F(lifecycle, reply_over_the_output_buffer_limit_drops_only_that_client) {
     EXPECT_TRUE(busy(0));
     EXPECT_EQ(cmd(c.get(), {"PING"})->type, REDIS_REPLY_STATUS);
 }
+
+// While Redis loads its dataset, commands that need the data get Redis's own -LOADING error
+// (they are not flagged allow-loading), the status commands still answer, and once loading is
+// done generation works again. DEBUG RELOAD with a per-key delay keeps the server loading while
+// it keeps serving clients between keys.
+TEST(lifecycle_loading, commands_during_loading_get_loading_errors) {
+    redis_server s({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "128"});
+    auto c = s.connect();
+    ASSERT_TRUE(wait_model_ready(c.get(), "tiny"));
+    cmd(c.get(), {"SET", "ld:p", pack({9707, 1879})});
+    cmd(c.get(), {"DEBUG", "POPULATE", "20000", "ld"});
+    ASSERT_EQ(cmd(c.get(), {"CONFIG", "SET", "key-load-delay", "100"})->type, REDIS_REPLY_STATUS);
+    ASSERT_EQ(cmd(c.get(), {"CONFIG", "SET", "loading-process-events-interval-bytes", "1024"})->type, REDIS_REPLY_STATUS);
+    auto loader = s.connect();
+    send(loader.get(), {"DEBUG", "RELOAD"});
+    ASSERT_TRUE(wait_for([&] { return str(cmd(c.get(), {"INFO", "persistence"}).get()).find("loading:1") != std::string::npos; },
+                         std::chrono::seconds(10)));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.GENERATE", "tiny", "PROMPT", "ld:p", "MAX_TOKENS", "2"}), "LOADING"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.TOKENIZE", "tiny", "x"}), "LOADING"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "other", "tiny-q8_0.gguf"}), "LOADING"));
+    EXPECT_EQ(cmd(c.get(), {"INFER.MODELS"})->type, REDIS_REPLY_ARRAY);
+    EXPECT_EQ(cmd(c.get(), {"INFER.INFO", "tiny"})->type, REDIS_REPLY_ARRAY);
+    cmd(c.get(), {"CONFIG", "SET", "key-load-delay", "0"});
+    auto reloaded = receive(loader.get());
+    ASSERT_TRUE(reloaded);
+    EXPECT_EQ(reloaded->type, REDIS_REPLY_STATUS) << str(reloaded.get());
+    EXPECT_EQ(cmd(c.get(), {"INFER.GENERATE", "tiny", "PROMPT", "ld:p", "MAX_TOKENS", "2"})->type, REDIS_REPLY_STRING);
+    EXPECT_EQ(cmd(c.get(), {"DBSIZE"})->integer, 20001);
+}

@@ -27,6 +27,7 @@ struct scheduler::slot {
     token sampled = -1;       // this step's sample
     bool generating = false;  // prompt fully prefilled
     int32_t batch_index = -1; // index of this slot's logits in the current batch, -1 = none
+    uint64_t last_used = 0;   // finish order (0 = never used): the idle-server eviction order
     std::string text;
     std::vector<token> generated;
     std::vector<token> cached;  // tokens whose KV is in this slot's stream, in order
@@ -329,13 +330,22 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
     }
 
     slot * target = nullptr;
-    if (reuse > 0 && !slots_[size_t(m.owner)]->req) {
+    const bool all_idle = free_slots() == slots_.size();
+    const bool owner_idle = reuse > 0 && !slots_[size_t(m.owner)]->req;
+    if (owner_idle && (!all_idle || cache_.held(m.owner) <= reuse)) {
         target = slots_[size_t(m.owner)].get();  // the idle slot holding the prefix: reuse in place
+    } else if (all_idle) {
+        // Nothing runs, so slot order costs nothing: take the least recently used slot (copying
+        // the shared prefix into it) and keep the other slots' prefixes. Sequential clients
+        // (RAG questions over the same chunks, several chat sessions) keep SLOTS prefixes.
+        for (auto & sp : slots_) {
+            if (!target || sp->last_used < target->last_used) target = sp.get();
+        }
     } else {
         // The lowest idle slot. With one KV stream per slot, llama.cpp decodes a contiguous run
         // of sequence ids in one pass (split_equal, sequential) and splits the batch at every
         // gap, so keeping running slots packed at the bottom saves whole passes over the
-        // weights. Idle slots' cached prefixes are therefore dropped lowest slot first.
+        // weights. Under load, idle slots' cached prefixes are therefore dropped lowest first.
         for (auto & sp : slots_) {
             if (!sp->req) {
                 target = sp.get();
@@ -438,6 +448,7 @@ void scheduler::finish(slot & s, finish_reason why) {
     }
     // The cells stay: what they hold becomes a cached prefix for later requests.
     cache_.insert(s.seq, s.cached);
+    s.last_used = ++finished_;
     auto req = std::move(s.req);
     s.sampler.reset();
     s.t_first = {};

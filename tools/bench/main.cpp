@@ -226,16 +226,22 @@ void redis_client(const options & o, int id, std::vector<sample> & out) {
 struct http_conn {
     int fd = -1;
     std::string buf;
+    std::string host;
+    int port = 0;
 };
 
 http_conn http_connect(const options & o) {
     http_conn h;
     h.fd = tcp_connect(o.host, o.port);
+    h.host = o.host;
+    h.port = o.port;
     return h;
 }
 
-// One POST with a Content-Length response (llama-server's non-streaming replies).
-std::string http_post(http_conn & h, const std::string & path, const std::string & body) {
+// One POST with a Content-Length response (llama-server's non-streaming replies). llama-server
+// closes a keep-alive connection after a number of requests: a close before any byte of the
+// reply reconnects and sends again.
+std::string http_post(http_conn & h, const std::string & path, const std::string & body, bool retried = false) {
     const std::string req = "POST " + path + " HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: " +
                             std::to_string(body.size()) + "\r\nConnection: keep-alive\r\n\r\n" + body;
     for (size_t off = 0; off < req.size();) {
@@ -261,6 +267,11 @@ std::string http_post(http_conn & h, const std::string & path, const std::string
             }
         }
         const ssize_t n = recv(h.fd, tmp, sizeof tmp, 0);
+        if (n <= 0 && h.buf.empty() && !retried) {
+            close(h.fd);
+            h.fd = tcp_connect(h.host, h.port);
+            return http_post(h, path, body, true);
+        }
         if (n <= 0) die("llama-server closed the connection");
         h.buf.append(tmp, size_t(n));
     }

@@ -181,9 +181,14 @@ bool embedder::prepare(std::unique_ptr<infer_request> & r, input & in) {
         res.finish = finish_reason_cancelled;
     } else {
         // Documents are data: "<|im_end|>" in a file is text, never a control token.
-        in.tokens = r->text.empty() ? std::move(r->prompt) : model_->tokenize(r->text, /*parse_special=*/false, /*add_bos=*/true);
-        if (r->token_model) in.gen_tokens = r->token_model->tokenize(r->text, false, /*add_bos=*/false);
-        if (in.tokens.empty() || (r->token_model && in.gen_tokens.empty())) {
+        try {
+            in.tokens = r->text.empty() ? std::move(r->prompt) : model_->tokenize(r->text, /*parse_special=*/false, /*add_bos=*/true);
+            if (r->token_model) in.gen_tokens = r->token_model->tokenize(r->text, false, /*add_bos=*/false);
+        } catch (const tokenize_error & e) {
+            res.error = e.what();
+        }
+        if (!res.error.empty()) {
+        } else if (in.tokens.empty() || (r->token_model && in.gen_tokens.empty())) {
             res.error = "ERR the input is empty - got 0 tokens, expected at least 1";
         } else if (in.tokens.size() > n_ctx_) {
             res.error = "ERR embedding input too long - got " + std::to_string(in.tokens.size()) +
@@ -202,7 +207,11 @@ void embedder::step(std::deque<std::unique_ptr<infer_request>> & intake) {
     for (auto & r : intake) {
         if (r->kind == request_kind_tokenize) {
             infer_result res;
-            res.tokens = model_->tokenize(r->text, r->parse_special, /*add_bos=*/true);
+            try {
+                res.tokens = model_->tokenize(r->text, r->parse_special, /*add_bos=*/true);
+            } catch (const tokenize_error & e) {
+                res.error = e.what();
+            }
             if (r->with_offsets) res.offsets = model_->token_offsets(res.tokens, r->text.size());
             complete(*r, std::move(res));
         } else if (r->kind == request_kind_detokenize) {

@@ -121,8 +121,13 @@ std::vector<token> model::tokenize(std::string_view text, bool parse_special, bo
     const bool bos = add_bos && info_.add_bos;
     // A token is at least one byte, plus BOS/EOS: text.size() + 2 is always enough.
     std::vector<token> out(text.size() + 2);
-    const int32_t n = llama_tokenize(vocab_, text.data(), int32_t(text.size()), out.data(), int32_t(out.size()), bos,
-                                     parse_special);
+    int32_t n = 0;
+    try {
+        n = llama_tokenize(vocab_, text.data(), int32_t(text.size()), out.data(), int32_t(out.size()), bos, parse_special);
+    } catch (const std::exception & e) {
+        // llama.cpp's BPE pre-tokenizer throws on some invalid UTF-8 ("invalid codepoint").
+        throw tokenize_error(std::string("ERR the text cannot be tokenized - ") + e.what() + " (invalid UTF-8?)");
+    }
     out.resize(n > 0 ? size_t(n) : 0);
     return out;
 }

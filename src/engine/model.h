@@ -11,11 +11,17 @@
 
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace infer {
+
+// Thrown by model::tokenize for text llama.cpp's tokenizer rejects; what() is the error reply.
+struct tokenize_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 struct model_params {
     std::string path;        // absolute, already resolved inside the model directory

@@ -226,10 +226,18 @@ void scheduler::run() {
         try {
             step(intake);
         } catch (const std::exception & e) {
-            // Only our own bookkeeping can throw here (allocation); fail what is running.
+            // Our own bookkeeping (allocation) or llama.cpp's tokenizer can throw here: fail what
+            // is running, and answer every request still in the intake (each exactly once).
             log_msg(log_level::error, "model %s: scheduler step failed: %s", name_.c_str(), e.what());
+            const std::string err = std::string("ERR internal error in the scheduler: ") + e.what();
             for (auto & s : slots_) {
-                if (s->req) fail(*s, std::string("ERR internal error in the scheduler: ") + e.what());
+                if (s->req) fail(*s, err);
+            }
+            for (auto & r : intake) {
+                if (!r || !r->on_done) continue;
+                infer_result res;
+                res.error = err;
+                complete(*r, std::move(res));
             }
             intake.clear();
         }
@@ -241,7 +249,11 @@ void scheduler::serve_utility(infer_request & r) {
     infer_result res;
     const model & m = *model_;
     if (r.kind == request_kind_tokenize) {
-        res.tokens = m.tokenize(r.text, r.parse_special, /*add_bos=*/true);
+        try {
+            res.tokens = m.tokenize(r.text, r.parse_special, /*add_bos=*/true);
+        } catch (const tokenize_error & e) {
+            res.error = e.what();
+        }
         if (r.with_offsets) res.offsets = m.token_offsets(res.tokens, r.text.size());
     } else if (r.kind == request_kind_detokenize) {
         res.text = m.detokenize(r.prompt);
@@ -476,8 +488,18 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
     while (!intake.empty()) {
         auto r = std::move(intake.front());
         intake.pop_front();
-        if (r->kind != request_kind_generate) serve_utility(*r);
-        else if (!try_admit(r)) deferred_.push_back(std::move(r));
+        try {
+            if (r->kind != request_kind_generate) serve_utility(*r);
+            else if (!try_admit(r)) deferred_.push_back(std::move(r));
+        } catch (const std::exception & e) {
+            // The prompt text or chat turn could not be tokenized (llama.cpp throws on some
+            // invalid UTF-8): this request fails, the others go on.
+            if (r && r->on_done) {
+                infer_result res;
+                res.error = dynamic_cast<const tokenize_error *>(&e) ? e.what() : std::string("ERR ") + e.what();
+                complete(*r, std::move(res));
+            }
+        }
     }
 
     // One decode token per generating slot first, then prefill chunks in admission order.

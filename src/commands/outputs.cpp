@@ -12,6 +12,14 @@ RedisModuleCtx * g_ctx = nullptr;  // detached; used on the main thread only
 // (key permissions: the user needs @infer, not +set or +xadd). Main thread only.
 template <class F>
 std::string as_caller(const write_as & who, const std::string & key, int key_flags, F && fn) {
+    if (key_flags != REDISMODULE_CMD_KEY_ACCESS) {
+        // The node may have been paused for a failover or demoted since the command arrived.
+        if (RedisModule_AvoidReplicaTraffic()) return "TRYAGAIN writes are paused for a failover - nothing written";
+        const int flags = RedisModule_GetContextFlags(nullptr);
+        if ((flags & REDISMODULE_CTX_FLAGS_SLAVE) && (flags & REDISMODULE_CTX_FLAGS_READONLY)) {
+            return "READONLY You can't write against a read only replica.";
+        }
+    }
     rm::rm_string name(RedisModule_CreateString(nullptr, who.user.data(), who.user.size()), rm::string_freer{nullptr});
     RedisModuleUser * user = RedisModule_GetModuleUserFromUserName(name.get());
     if (!user) return "ERR the ACL user '" + who.user + "' no longer exists - nothing written";

@@ -61,10 +61,17 @@ std::shared_ptr<model> model::load(const model_params & params, std::string & er
         // An embedding decode holds whole inputs (non-causal attention needs a sequence in one
         // ubatch): BATCH is the tokens of all inputs in one decode, at least one full input.
         if (p.n_slots == 0) p.n_slots = 16;
-        if (p.n_batch == 0) p.n_batch = std::max<uint32_t>(p.n_ctx, 2048);
+        if (p.n_batch == 0) p.n_batch = (std::max<uint32_t>(p.n_ctx, 2048) + p.n_slots - 1) / p.n_slots * p.n_slots;
         if (p.n_batch < p.n_ctx) {
             err = "BATCH must be at least CTX for an embedding model - got BATCH " + std::to_string(p.n_batch) +
                   ", CTX " + std::to_string(p.n_ctx);
+            return nullptr;
+        }
+        // llama.cpp's pooling graph asserts (aborting the process) when the output rows of a
+        // full batch do not split evenly over the sequences.
+        if (p.n_batch % p.n_slots != 0) {
+            err = "BATCH must be a multiple of SLOTS for an embedding model - got BATCH " + std::to_string(p.n_batch) +
+                  ", SLOTS " + std::to_string(p.n_slots);
             return nullptr;
         }
         if (llama_model_has_encoder(m.get()) && llama_model_has_decoder(m.get())) {
@@ -73,7 +80,12 @@ std::shared_ptr<model> model::load(const model_params & params, std::string & er
         }
     }
     if (p.n_slots == 0) p.n_slots = 4;
-    if (p.n_batch == 0) p.n_batch = 512;
+    if (p.n_batch == 0) p.n_batch = std::max<uint32_t>(512, p.n_slots);
+    if (p.n_slots > p.n_batch) {
+        // Every slot may need its logits in one step; llama.cpp asserts (aborts) otherwise.
+        err = "SLOTS must not exceed BATCH - got SLOTS " + std::to_string(p.n_slots) + ", BATCH " + std::to_string(p.n_batch);
+        return nullptr;
+    }
     if (p.n_threads == 0) p.n_threads = int32_t(std::max(1u, std::thread::hardware_concurrency() - 1));
     if (p.queue_max == 0) p.queue_max = 64;
     out->model_ = std::move(m);

@@ -20,7 +20,7 @@ blob_check tokens_append_blob(std::string_view blob, int32_t n_vocab, size_t max
     for (size_t i = 0; i < n; ++i) {  // validate everything before touching `out`
         const uint32_t v = uint32_t(p[4 * i]) | uint32_t(p[4 * i + 1]) << 8 | uint32_t(p[4 * i + 2]) << 16 |
                            uint32_t(p[4 * i + 3]) << 24;
-        if (v >= uint32_t(n_vocab)) {
+        if (n_vocab <= 0 || v >= uint32_t(n_vocab)) {
             r.status = blob_status_bad_token;
             r.index = i;
             r.value = v;

@@ -70,6 +70,11 @@ TEST_F(models, malformed_gguf_is_an_error_not_a_crash) {
 }
 
 TEST_F(models, option_errors) {
+    // Combinations llama.cpp would abort the process on are refused at load.
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "BATCH", "16", "SLOTS", "17"}),
+                         "ERR cannot load model 'x' - SLOTS must not exceed BATCH - got SLOTS 17, BATCH 16"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "e", "bert-tiny-f16.gguf", "EMBEDDING", "SLOTS", "3", "BATCH", "2048"}),
+                         "ERR cannot load model 'e' - BATCH must be a multiple of SLOTS"));
     EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "CTX", "abc"}),
                          "ERR CTX must be an integer - got 'abc', expected 16..1048576"));
     EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "SLOTS", "0"}),

@@ -122,3 +122,31 @@ TEST(embedder, batch_smaller_than_ctx_is_refused_at_load) {
     EXPECT_FALSE(model::load(p, err));
     EXPECT_EQ(err, "BATCH must be at least CTX for an embedding model - got BATCH 128, CTX 256");
 }
+
+// llama.cpp aborts the process for these; the load must refuse them first.
+TEST(embedder, slots_not_dividing_batch_is_refused_at_load) {
+    backend_init();
+    model_params p = model_default_params();
+    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/bert-tiny-f16.gguf";
+    p.n_slots = 3;
+    p.n_batch = 2048;
+    p.embedding = true;
+    std::string err;
+    EXPECT_FALSE(model::load(p, err));
+    EXPECT_EQ(err, "BATCH must be a multiple of SLOTS for an embedding model - got BATCH 2048, SLOTS 3");
+    p.n_slots = 3;
+    p.n_batch = 0;
+    p.n_ctx = 3000;  // default BATCH rounds up to a multiple of SLOTS
+    EXPECT_TRUE(model::load(p, err)) << err;
+}
+
+TEST(embedder, slots_over_batch_is_refused_for_generation_models) {
+    backend_init();
+    model_params p = model_default_params();
+    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
+    p.n_slots = 17;
+    p.n_batch = 16;
+    std::string err;
+    EXPECT_FALSE(model::load(p, err));
+    EXPECT_EQ(err, "SLOTS must not exceed BATCH - got SLOTS 17, BATCH 16");
+}

@@ -54,3 +54,11 @@ TEST(tokens, empty_blob_is_valid_and_adds_nothing) {
     EXPECT_EQ(tokens_append_blob("", 10, 4, out).status, blob_status_ok);
     EXPECT_TRUE(out.empty());
 }
+
+TEST(tokens, non_positive_vocab_rejects_every_id) {
+    std::vector<infer::token> out;
+    const std::string blob("\x00\x00\x00\x80", 4);  // 2^31: would pass a signed comparison
+    EXPECT_EQ(infer::tokens_append_blob(blob, 0, 16, out).status, infer::blob_status_bad_token);
+    EXPECT_EQ(infer::tokens_append_blob(blob, -5, 16, out).status, infer::blob_status_bad_token);
+    EXPECT_TRUE(out.empty());
+}

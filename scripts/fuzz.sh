@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (tests/fuzz) with clang in build-fuzz and runs each for a while:
+#   scripts/fuzz.sh [seconds-per-target]      (default 20; CI runs it with 15)
+# Prints executions, new corpus units and crashes per target; exits non-zero on any crash
+# (an invariant failure, a sanitizer report, a leak, a timeout or an out-of-memory).
+#
+# Invariants:
+# - clang and its sanitizer runtimes come from Debian (clang, libclang-rt-<ver>-dev), installed
+#   only when missing and never with REDIS_INFER_NO_APT=1, as scripts/deps.sh does.
+# - Only build-fuzz is touched. The corpus lives in build-fuzz/corpus/<target> and grows from
+#   run to run; seeds are regenerated each run (build-fuzz/seeds), crash inputs land in
+#   build-fuzz/artifacts. Reproduce one with: build-fuzz/tests/fuzz/<target> <file>
+# - llama.cpp aborts already found are not crashes here (fuzz_gguf_load steps around them and
+#   lists them); tests/fuzz/crashes/README.md has their reproductions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-20}
+[[ "$secs" =~ ^[0-9]+$ ]] || { echo "usage: scripts/fuzz.sh [seconds-per-target]" >&2; exit 2; }
+
+# shellcheck source=scripts/deps.sh
+source scripts/deps.sh
+deps_all
+
+fuzz_log() { printf '[fuzz] %s\n' "$*" >&2; }
+
+# True if clang++ can link a libFuzzer binary with ASan and UBSan.
+fuzz_toolchain_ok() {
+    command -v clang++ >/dev/null || return 1
+    local d; d=$(mktemp -d)
+    echo 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char *, unsigned long) { return 0; }' >"$d/t.cpp"
+    clang++ -fsanitize=fuzzer,address,undefined "$d/t.cpp" -o "$d/t" 2>/dev/null
+    local rc=$?
+    rm -rf "$d"
+    return $rc
+}
+
+fuzz_packages() {
+    fuzz_toolchain_ok && return 0
+    if [ "${REDIS_INFER_NO_APT:-0}" = 1 ]; then
+        fuzz_log "clang++ with libFuzzer is missing and REDIS_INFER_NO_APT=1: install clang and libclang-rt-<ver>-dev"
+        return 1
+    fi
+    local sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+    if ! command -v clang++ >/dev/null; then
+        fuzz_log "installing Debian package clang"
+        $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq clang >/dev/null
+    fi
+    local ver; ver=$(clang++ -dumpversion | cut -d. -f1)
+    fuzz_log "installing Debian package libclang-rt-$ver-dev (libFuzzer and sanitizer runtimes)"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "libclang-rt-$ver-dev" >/dev/null
+    fuzz_toolchain_ok || { fuzz_log "clang++ still cannot link -fsanitize=fuzzer"; return 1; }
+}
+fuzz_packages
+
+B=build-fuzz
+# shellcheck disable=SC2046  # deps_cmake_flags is a list of flags
+cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+    $(deps_cmake_flags) -DREDIS_INFER_TESTS=OFF -DREDIS_INFER_FUZZ=ON >/dev/null
+bin="$B/tests/fuzz"
+if ! grep -qs fuzz_gguf_load "$B/build.ninja"; then
+    fuzz_log "no fuzz targets: the top-level CMakeLists.txt must have add_subdirectory(tests/fuzz)"
+    exit 1
+fi
+cmake --build "$B" -j "${REDIS_INFER_JOBS:-2}" --target fuzz_tokens_blob fuzz_model_path fuzz_gguf_load fuzz_gguf_seed test_models
+
+# Seeds: small and regenerated each run. GGUF: whole micro models plus the test models cut to
+# their first 1 and 4 KiB (header, hparams, the start of the tokenizer).
+rm -rf "$B/seeds" && mkdir -p "$B/seeds/tokens" "$B/seeds/path" "$B/seeds/gguf" "$B/artifacts"
+"$bin/fuzz_gguf_seed" "$B/seeds/gguf" 2>/dev/null
+for m in "$B/models/tiny-q8_0.gguf" "$B/models/bert-tiny-f16.gguf"; do
+    for k in 1 4; do head -c $((k * 1024)) "$m" >"$B/seeds/gguf/$(basename "$m" .gguf)-${k}k.gguf"; done
+done
+printf '\x10\x00\x00\x00\x08\x00\x00\x00\x00\x01\x00\x00\x00\x0f\x00\x00\x00' >"$B/seeds/tokens/ok"   # n_vocab 16, max 8, ids 1, 15
+printf '\x10\x00\x00\x00\x08\x00\x00\x00\x00\x10\x00\x00\x00\x01' >"$B/seeds/tokens/bad"            # id 16, then a stray byte
+for p in model.gguf sub/inner.gguf link-in.gguf link-out.gguf ../outside/secret.gguf fifo.gguf @D/model.gguf @O/secret.gguf; do
+    printf '%s' "$p" >"$B/seeds/path/$(printf '%s' "$p" | tr '/@.' '_AD')"
+done
+
+# target | -max_len | extra flags
+targets=(
+    "fuzz_tokens_blob|4105|"
+    "fuzz_model_path|4200|-dict=tests/fuzz/path.dict"
+    "fuzz_gguf_load|65536|"
+)
+seed_dir() { case "$1" in fuzz_tokens_blob) echo tokens;; fuzz_model_path) echo path;; *) echo gguf;; esac; }
+
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
+export LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/lsan.supp:print_suppressions=0"
+failed=0
+summary=()
+for t in "${targets[@]}"; do
+    IFS='|' read -r name max_len extra <<<"$t"
+    corpus="$B/corpus/$name"
+    mkdir -p "$corpus"
+    log="$B/artifacts/$name.log"
+    rm -f "$B/artifacts/$name"-*
+    fuzz_log "$name: ${secs}s"
+    set +e
+    # shellcheck disable=SC2086
+    timeout $((secs + 120)) "$bin/$name" "$corpus" "$B/seeds/$(seed_dir "$name")" -max_total_time="$secs" \
+        -max_len="$max_len" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+        -artifact_prefix="$B/artifacts/$name-" $extra >"$log" 2>&1
+    rc=$?
+    set -e
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
+    added=$(sed -n 's/^stat::new_units_added: *//p' "$log" | tail -1)
+    crashes=$(find "$B/artifacts" -name "$name-*" ! -name '*.log' | wc -l)
+    known=$(grep -c '^fuzz_gguf_load: known abort' "$log" || true)
+    if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
+        failed=1
+        fuzz_log "$name: CRASH (exit $rc); input(s): $(find "$B/artifacts" -name "$name-*" ! -name '*.log' | tr '\n' ' ')"
+        grep -E 'ERROR|SUMMARY|invariant failed|GGML_ASSERT|runtime error|^    #[0-9]+ ' "$log" | head -40 >&2 || true
+    fi
+    summary+=("$(printf '%-18s %10s %9s %6s %8s %6s' "$name" "${execs:-?}" "${rate:-?}" "${added:-?}" \
+        "$(find "$corpus" -type f | wc -l)" "$crashes")")
+    [ "$known" -gt 0 ] && grep '^fuzz_gguf_load: known abort' "$log" | sed 's/^fuzz_gguf_load: /  /' >"$B/artifacts/$name.known"
+done
+
+printf '\n%-18s %10s %9s %6s %8s %6s\n' target executions exec/s new corpus crashes
+printf '%s\n' "${summary[@]}"
+if [ -f "$B/artifacts/fuzz_gguf_load.known" ]; then
+    echo "llama.cpp aborts already known (stepped around, see tests/fuzz/crashes/README.md):"
+    cat "$B/artifacts/fuzz_gguf_load.known"
+fi
+exit $failed

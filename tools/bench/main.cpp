@@ -392,6 +392,35 @@ void scenario_chat(const options & o) {
 
 }  // namespace
 
+// A side client PINGing every 2 ms while a workload runs against Redis (nothing for
+// llama-server): the latency Redis keeps for everyone else.
+class side_pinger {
+public:
+    explicit side_pinger(const options & o) {
+        if (o.target != "redis") return;
+        thread_ = std::thread([this, host = o.host, port = o.port] {
+            resp_conn c(host, port);
+            while (running_.load()) {
+                const auto t0 = clk::now();
+                c.call({"PING"});
+                pings_.push_back(ms_since(t0));
+                std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            }
+        });
+    }
+    ~side_pinger() { stop(); }
+    std::vector<double> stop() {
+        running_ = false;
+        if (thread_.joinable()) thread_.join();
+        return pings_;
+    }
+
+private:
+    std::atomic<bool> running_{true};
+    std::vector<double> pings_;
+    std::thread thread_;
+};
+
 // ---- embeddings (both targets) -------------------------------------------------------------
 
 std::vector<uint32_t> bert_input(const options & o, int client, int i) {
@@ -432,27 +461,13 @@ void embed_client(const options & o, int id, std::vector<double> & lat) {
 
 void scenario_embed(const options & o) {
     std::vector<std::vector<double>> per(size_t(o.concurrency));
-    std::vector<double> pings;
-    std::atomic<bool> running{true};
-    std::thread pinger;
-    if (o.target == "redis") {
-        pinger = std::thread([&] {
-            resp_conn c(o.host, o.port);
-            while (running.load()) {
-                const auto t0 = clk::now();
-                c.call({"PING"});
-                pings.push_back(ms_since(t0));
-                std::this_thread::sleep_for(std::chrono::milliseconds(2));
-            }
-        });
-    }
+    side_pinger pinger(o);
     const auto t0 = clk::now();
     std::vector<std::thread> clients;
     for (int i = 0; i < o.concurrency; ++i) clients.emplace_back([&, i] { embed_client(o, i, per[size_t(i)]); });
     for (auto & t : clients) t.join();
     const double wall_s = ms_since(t0) / 1000.0;
-    running = false;
-    if (pinger.joinable()) pinger.join();
+    const std::vector<double> pings = pinger.stop();
     std::vector<double> lat;
     for (const auto & v : per) lat.insert(lat.end(), v.begin(), v.end());
     const double n = double(lat.size());
@@ -490,20 +505,7 @@ int main(int argc, char ** argv) {
     if (!o.scenario.empty()) die("--scenario is prefix, shared, chat or embed");
 
     std::vector<std::vector<sample>> per(size_t(o.concurrency));
-    std::vector<double> pings;
-    std::atomic<bool> running{true};
-    std::thread pinger;
-    if (o.target == "redis") {
-        pinger = std::thread([&] {
-            resp_conn c(o.host, o.port);
-            while (running.load()) {
-                const auto t0 = clk::now();
-                c.call({"PING"});
-                pings.push_back(ms_since(t0));
-                std::this_thread::sleep_for(std::chrono::milliseconds(2));
-            }
-        });
-    }
+    side_pinger pinger(o);
     const auto t0 = clk::now();
     std::vector<std::thread> clients;
     for (int i = 0; i < o.concurrency; ++i) {
@@ -514,8 +516,7 @@ int main(int argc, char ** argv) {
     }
     for (auto & t : clients) t.join();
     const double wall_s = ms_since(t0) / 1000.0;
-    running = false;
-    if (pinger.joinable()) pinger.join();
+    const std::vector<double> pings = pinger.stop();
 
     std::vector<double> ttft, itl;
     long tokens = 0, reqs = 0;

@@ -2,8 +2,9 @@
 // reach the sink unless it asks for more, so the Redis log stays readable.
 #include "engine/backend.h"
 
-#include <llama.h>
+#include <ggml.h>
 #include <ggml-backend.h>
+#include <llama.h>
 
 #include <cstdarg>
 #include <cstdio>
@@ -15,6 +16,7 @@ namespace {
 
 std::once_flag g_init_once;
 log_sink g_sink;  // written once under g_init_once, read-only afterwards
+thread_local bool t_abort_guarded = false;
 
 void emit(log_level level, std::string_view msg) {
     while (!msg.empty() && (msg.back() == '\n' || msg.back() == '\r')) msg.remove_suffix(1);
@@ -34,12 +36,33 @@ void llama_log_cb(ggml_log_level level, const char * text, void *) {
     else if (level == GGML_LOG_LEVEL_INFO) emit(log_level::debug, text);
 }
 
+// ggml_abort calls this with "file:line: GGML_ASSERT(...) failed" and abort()s when it returns.
+// Throwing unwinds through ggml_abort, which is C but built with unwind tables (x86-64 and
+// AArch64 defaults), into llama.cpp's C++.
+void on_ggml_abort(const char * msg) {
+    std::string_view site = msg;
+    if (const auto colon = site.find(':'); colon != std::string_view::npos) {
+        if (const auto slash = site.rfind('/', colon); slash != std::string_view::npos) site.remove_prefix(slash + 1);
+    }
+    if (!t_abort_guarded) {
+        emit(log_level::error, "llama.cpp aborted the process: " + std::string(site));
+        return;
+    }
+    t_abort_guarded = false;  // an abort while unwinding this one is a real abort
+    emit(log_level::warning, "llama.cpp assertion failed (refused, not aborted): " + std::string(site));
+    throw ggml_abort_error("llama.cpp assertion failed: " + std::string(site));
+}
+
 }  // namespace
+
+abort_guard::abort_guard() : outer_(t_abort_guarded) { t_abort_guarded = true; }
+abort_guard::~abort_guard() { t_abort_guarded = outer_; }
 
 void backend_init(log_sink sink) {
     std::call_once(g_init_once, [&] {
         g_sink = std::move(sink);
         llama_log_set(llama_log_cb, nullptr);
+        ggml_set_abort_callback(on_ggml_abort);
         llama_backend_init();
     });
 }

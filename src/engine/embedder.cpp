@@ -40,6 +40,7 @@ embedder::embedder(std::string name, std::shared_ptr<const model> m)
       n_seq_(model_->params().n_slots),
       queue_max_(model_->params().queue_max) {
     const model_params & p = model_->params();
+    abort_guard guard;  // llama.cpp asserts on shapes it cannot build: a failed load, not an abort
     ctx_.reset(llama_init_from_model(model_->raw(), embedding_context_params(p, LLAMA_POOLING_TYPE_UNSPECIFIED)));
     if (!ctx_) throw std::runtime_error("llama.cpp could not create an embedding context (see the server log)");
     const enum llama_pooling_type pooling = llama_pooling_type(ctx_.get());

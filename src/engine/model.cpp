@@ -8,6 +8,20 @@
 #include <thread>
 
 namespace infer {
+namespace {
+
+// llama.cpp's tokenizer asserts (see backend.h) when it is to add a special token the
+// vocabulary lacks: BOS and EOS when the metadata asks for them, BOS and SEP around every
+// WordPiece input. Such a file loads fine and fails on its first text, so refuse it at load.
+const char * missing_special_token(const llama_vocab * v) {
+    const bool add_bos = llama_vocab_get_add_bos(v);
+    if (add_bos && llama_vocab_bos(v) == LLAMA_TOKEN_NULL) return "BOS";
+    if (llama_vocab_get_add_eos(v) && llama_vocab_eos(v) == LLAMA_TOKEN_NULL) return "EOS";
+    if (llama_vocab_type(v) == LLAMA_VOCAB_TYPE_WPM && add_bos && llama_vocab_sep(v) == LLAMA_TOKEN_NULL) return "SEP";
+    return nullptr;
+}
+
+}  // namespace
 
 model_params model_default_params() {
     model_params p;
@@ -29,6 +43,9 @@ std::shared_ptr<model> model::load(const model_params & params, std::string & er
     // whole Redis process down. (A renamed-over file is safe either way.)
     mp.load_mode = LLAMA_LOAD_MODE_NONE;
     mp.lazy_mode = LLAMA_LAZY_MODE_OFF;
+    // The guard turns llama.cpp's asserts on the file's contents into a failed load (see
+    // backend.h); it covers the template probing below too, which tokenizes.
+    abort_guard guard;
     llama_model_ptr m(llama_model_load_from_file(params.path.c_str(), mp));
     if (!m) {
         err = "llama.cpp could not load the file (see the server log)";
@@ -38,6 +55,10 @@ std::shared_ptr<model> model::load(const model_params & params, std::string & er
     out->vocab_ = llama_model_get_vocab(m.get());
     if (!out->vocab_ || llama_vocab_n_tokens(out->vocab_) <= 0) {
         err = "the model has no vocabulary";
+        return nullptr;
+    }
+    if (const char * missing = missing_special_token(out->vocab_)) {
+        err = std::string("the vocabulary asks for a ") + missing + " token it does not have";
         return nullptr;
     }
     model_info & i = out->info_;
@@ -86,7 +107,15 @@ std::shared_ptr<model> model::load(const model_params & params, std::string & er
         err = "SLOTS must not exceed BATCH - got SLOTS " + std::to_string(p.n_slots) + ", BATCH " + std::to_string(p.n_batch);
         return nullptr;
     }
-    if (p.n_threads == 0) p.n_threads = int32_t(std::max(1u, std::thread::hardware_concurrency() - 1));
+    const int32_t hw = int32_t(std::max(1u, std::thread::hardware_concurrency()));
+    if (p.n_threads == 0) p.n_threads = std::max(1, hw - 1);
+    // More threads than the machine has only makes every step slower (they spin-wait on each
+    // other: THREADS 64 on 2 cores took ~13 s per step) and TIMEOUT is checked between steps.
+    // Reduced, not refused: a replica or a restart on a smaller machine must still load it.
+    if (p.n_threads > hw) {
+        log_msg(log_level::warning, "THREADS %d is more than the %d hardware threads; using %d", p.n_threads, hw, hw);
+        p.n_threads = hw;
+    }
     if (p.queue_max == 0) p.queue_max = 64;
     out->model_ = std::move(m);
 
@@ -135,7 +164,10 @@ std::vector<token> model::tokenize(std::string_view text, bool parse_special, bo
     std::vector<token> out(text.size() + 2);
     int32_t n = 0;
     try {
+        abort_guard guard;
         n = llama_tokenize(vocab_, text.data(), int32_t(text.size()), out.data(), int32_t(out.size()), bos, parse_special);
+    } catch (const ggml_abort_error & e) {
+        throw tokenize_error(std::string("ERR the text cannot be tokenized - ") + e.what());
     } catch (const std::exception & e) {
         // llama.cpp's BPE pre-tokenizer throws on some invalid UTF-8 ("invalid codepoint").
         throw tokenize_error(std::string("ERR the text cannot be tokenized - ") + e.what() + " (invalid UTF-8?)");
@@ -145,6 +177,7 @@ std::vector<token> model::tokenize(std::string_view text, bool parse_special, bo
 }
 
 std::string model::detokenize(const std::vector<token> & tokens) const {
+    abort_guard guard;  // a throw reaches the caller's catch: the request fails, Redis stays up
     std::string out;
     out.resize(tokens.size() * 8 + 16);
     int32_t n = llama_detokenize(vocab_, tokens.data(), int32_t(tokens.size()), out.data(), int32_t(out.size()),
@@ -159,6 +192,7 @@ std::string model::detokenize(const std::vector<token> & tokens) const {
 }
 
 std::string model::piece(token t) const {
+    abort_guard guard;
     char buf[128];
     int32_t n = llama_token_to_piece(vocab_, t, buf, sizeof buf, 0, /*special=*/false);
     if (n >= 0) return std::string(buf, size_t(n));

@@ -86,7 +86,10 @@ scheduler::scheduler(std::string name, std::shared_ptr<const model> m)
     cp.n_threads_batch = p.n_threads;
     cp.kv_unified = false;  // one stream per slot: attention spans only the slot's own cells
     cp.no_perf = true;
-    ctx_.reset(llama_init_from_model(model_->raw(), cp));
+    {
+        abort_guard guard;  // llama.cpp asserts on shapes it cannot build: a failed load, not an abort
+        ctx_.reset(llama_init_from_model(model_->raw(), cp));
+    }
     if (!ctx_) throw std::runtime_error("llama.cpp could not create a context (see the server log)");
 
     batch_ = llama_batch_init(int32_t(p.n_batch), 0, 1);

@@ -8,21 +8,18 @@
 //   2. infer::model::load, the module's loader (weights read into memory, template probing,
 //      tokenization of the probe messages), CTX 32, SLOTS 1, BATCH 32, 1 thread, then
 //      model::tokenize with BOS as INFER.TOKENIZE does;
-//   3. if that loaded: a context made as the scheduler makes one, and one decode of those
-//      tokens (what the first INFER.GENERATE would do).
+//   3. if that loaded: a context made as the scheduler makes one (guarded, as there), and one
+//      decode of those tokens (what the first INFER.GENERATE would do), not guarded.
 // llama.cpp's log is silenced. Seeds: scripts/fuzz.sh builds the corpus from gguf_seed (whole
 // models of a few KB) and the test models truncated to a few KB.
 //
-// Known aborts. llama.cpp trusts a model file's contents: dozens of GGML_ASSERTs on metadata
-// values (a duplicated token string, block_count 0 or > 512, a BOS the vocabulary asks for but
-// lacks, ...) abort the process during load or tokenization; each one is a way for a bad GGUF to
-// take Redis down through INFER.LOAD (docs/robustness.md). So that a run keeps exploring past
-// them, GGML aborts raised inside steps 1 and 2 become exceptions through ggml's abort callback
-// (llama_model_load catches them and fails the load; the target catches those from tokenize) and
-// are counted by assert site, printed at exit. That is also the fix proposed for model::load.
-// Any abort in step 3, any sanitizer report, a timeout or an out-of-memory is a crash.
-// REDIS_INFER_FUZZ_KNOWN=crash turns the conversion off, to reproduce a known abort as a crash:
-//   REDIS_INFER_FUZZ_KNOWN=crash build-fuzz/tests/fuzz/fuzz_gguf_load tests/fuzz/crashes/<file>
+// llama.cpp trusts a model file's contents: dozens of GGML_ASSERTs on metadata values (a
+// duplicated token string, block_count 0 or > 512, a BOS the vocabulary asks for but lacks, ...)
+// abort the process. The module's abort guard (engine/backend.h) turns those raised while loading
+// and tokenizing into errors, so steps 1 and 2 run under it as the module runs them; each
+// refused assert is counted by site and printed at exit (REDIS_INFER_FUZZ_KNOWN_DIR=<dir> keeps
+// the first input per site). Any abort outside a guard (the decode in step 3), any
+// sanitizer report, a timeout or an out-of-memory is a crash.
 #include "engine/backend.h"
 #include "engine/model.h"
 
@@ -44,9 +41,7 @@
 namespace {
 
 std::string g_path;
-bool g_let_crash = false;
 std::map<std::string, size_t> g_known;  // assert site ("llama-vocab.cpp:2539: GGML_ASSERT(...)") -> inputs
-thread_local bool t_guarded = false;
 const char * g_sample_dir = nullptr;  // REDIS_INFER_FUZZ_KNOWN_DIR: keep the first input per site
 const uint8_t * g_data = nullptr;
 size_t g_size = 0;
@@ -62,47 +57,31 @@ void count_known(const std::string & site) {
     fclose(f);
 }
 
-struct known_abort : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-void on_ggml_abort(const char * msg) {
-    if (!t_guarded || g_let_crash) {  // a real abort: ggml abort()s next, libFuzzer prints the stack
-        fprintf(stderr, "%s\n", msg);
-        return;
-    }
-    std::string site = msg;
-    const size_t slash = site.rfind('/', site.find(':'));
-    if (slash != std::string::npos) site.erase(0, slash + 1);
-    count_known(site);
-    throw known_abort(site);
+// The guard logs each refused assert; count it by site.
+void on_log(infer::log_level, std::string_view msg) {
+    static const std::string_view refused = "llama.cpp assertion failed (refused, not aborted): ";
+    if (msg.substr(0, refused.size()) == refused) count_known(std::string(msg.substr(refused.size())));
 }
 
-// Runs f with GGML aborts turned into known_abort; false if one (or another exception) came out.
+// What the module does with the exceptions out of the guarded calls: a failed load or request.
 template <class F>
 bool guarded(F && f) {
-    t_guarded = true;
-    bool ok = true;
     try {
+        infer::abort_guard guard;
         f();
-    } catch (const known_abort &) {
-        ok = false;
+        return true;
     } catch (const std::exception & e) {
-        // A C++ exception out of llama.cpp's C API (e.g. std::out_of_range from
-        // llama_detokenize on the -1 its WordPiece tokenizer emits when the vocabulary has no
-        // UNK). The module catches these (command guard, scheduler step), so not a crash here.
-        count_known(std::string("exception: ") + e.what());
-        ok = false;
+        // Besides refused asserts: C++ exceptions out of llama.cpp's C API (std::out_of_range
+        // from llama_detokenize on the -1 its WordPiece tokenizer emits when the vocabulary has
+        // no UNK), caught by the module's command guard and scheduler step.
+        if (!dynamic_cast<const infer::ggml_abort_error *>(&e)) count_known(std::string("exception: ") + e.what());
+        return false;
     }
-    t_guarded = false;
-    return ok;
 }
-
-void quiet(ggml_log_level, const char *, void *) {}
 
 void at_exit() {
     if (!g_path.empty()) unlink(g_path.c_str());
-    for (const auto & [site, n] : g_known) fprintf(stderr, "fuzz_gguf_load: known abort (%zu inputs): %s\n", n, site.c_str());
+    for (const auto & [site, n] : g_known) fprintf(stderr, "fuzz_gguf_load: refused (%zu inputs): %s\n", n, site.c_str());
 }
 
 bool write_input(const uint8_t * data, size_t size) {
@@ -158,8 +137,8 @@ void full_load_and_decode() {
     cp.n_threads_batch = 1;
     cp.kv_unified = false;
     cp.no_perf = true;
-    llama_context_ptr ctx(llama_init_from_model(m->raw(), cp));
-    if (!ctx) return;
+    llama_context_ptr ctx;
+    if (!guarded([&] { ctx.reset(llama_init_from_model(m->raw(), cp)); }) || !ctx) return;
     std::vector<llama_token> batch_ids(ids.begin(), ids.begin() + std::min<size_t>(ids.size(), 8));
     llama_batch b = llama_batch_get_one(batch_ids.data(), int32_t(batch_ids.size()));
     if (llama_decode(ctx.get(), b) == 0) (void) llama_get_logits_ith(ctx.get(), -1);
@@ -168,11 +147,7 @@ void full_load_and_decode() {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
-    infer::backend_init([](infer::log_level, std::string_view) {});
-    llama_log_set(quiet, nullptr);
-    ggml_set_abort_callback(on_ggml_abort);
-    const char * k = getenv("REDIS_INFER_FUZZ_KNOWN");
-    g_let_crash = k && strcmp(k, "crash") == 0;
+    infer::backend_init(on_log);
     g_sample_dir = getenv("REDIS_INFER_FUZZ_KNOWN_DIR");
     g_path = "/tmp/redis-infer-fuzz-gguf-" + std::to_string(getpid()) + ".gguf";
     atexit(at_exit);

@@ -55,3 +55,53 @@ TEST(malformed_gguf, truncated_and_corrupted_files_are_errors) {
     EXPECT_GE(errors, 13);  // every truncation
     EXPECT_EQ(cmd(c.get(), {"PING"})->type, REDIS_REPLY_STATUS);
 }
+
+// The files the GGUF fuzzer found aborting llama.cpp (tests/fuzz/crashes/README.md). Each one
+// took Redis down through INFER.LOAD (or, for the BERT vocabulary without BOS/SEP, through the
+// first text it tokenized); now each is a load error and the server, its data and the models
+// already loaded are untouched.
+TEST(malformed_gguf, fuzz_crash_reproductions_are_load_errors) {
+    redis_server s;
+    auto c = s.connect();
+    const std::string canary = canary_write(c.get());
+    const pid_t pid = s.pid();
+    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "tiny", "tiny-q8_0.gguf", "CTX", "64", "SLOTS", "1"})->type, REDIS_REPLY_STATUS);
+    ASSERT_TRUE(wait_model_ready(c.get(), "tiny"));
+    const auto before = cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", "hi", "MAX_TOKENS", "4", "TEMPERATURE", "0"});
+    ASSERT_EQ(before->type, REDIS_REPLY_STRING);
+    struct repro {
+        const char * file;
+        bool embedding;
+        const char * reason;  // in the error text
+    };
+    const repro repros[] = {
+        {"repro-duplicate-token", false, "could not load the file"},
+        {"repro-zero-layers", false, "could not load the file"},
+        {"repro-bert-byte-token", true, "could not load the file"},
+        {"repro-bert-no-bos", true, "asks for a BOS token it does not have"},
+        {"repro-bert-no-bos", false, "asks for a BOS token it does not have"},
+    };
+    for (const auto & r : repros) {
+        const std::string name = std::string(r.file) + ".gguf";
+        write_all(model_dir() + "/" + name, read_all(std::string(REDIS_INFER_CRASH_DIR) + "/" + r.file));
+        std::vector<std::string> args = {"INFER.LOAD", "bad", name};
+        if (r.embedding) args.push_back("EMBEDDING");
+        for (int attempt = 0; attempt < 2; ++attempt) {  // a failed load leaves nothing behind to trip on
+            auto e = cmd(c.get(), args);
+            ASSERT_TRUE(s.alive()) << r.file << " crashed the server\n" << s.log();
+            ASSERT_TRUE(is_error(e, "ERR cannot load model")) << r.file;
+            EXPECT_NE(std::string(e->str).find(r.reason), std::string::npos) << r.file << ": " << e->str;
+        }
+        unlink((model_dir() + "/" + name).c_str());
+        auto models = cmd(c.get(), {"INFER.MODELS"});
+        ASSERT_EQ(models->type, REDIS_REPLY_ARRAY);
+        EXPECT_EQ(models->elements, 1u) << "a failed load must not register a model";
+    }
+    const auto after = cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", "hi", "MAX_TOKENS", "4", "TEMPERATURE", "0"});
+    ASSERT_EQ(after->type, REDIS_REPLY_STRING);
+    EXPECT_EQ(std::string(after->str, after->len), std::string(before->str, before->len));
+    EXPECT_EQ(s.pid(), pid);
+    EXPECT_EQ(canary_digest(c.get()), canary);
+    EXPECT_NE(s.log().find("llama.cpp assertion failed (refused, not aborted)"), std::string::npos)
+        << "the three aborting files should have gone through the abort guard";
+}

@@ -55,6 +55,19 @@ TEST_F(models, load_generate_unload) {
     EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.UNLOAD", "m1"}), "ERR no such model 'm1'"));
 }
 
+// THREADS above the machine's hardware threads made each decode step take seconds (threads
+// spin-waiting for a core), so TIMEOUT fired late; it is reduced, not refused, so a registry
+// saved on a bigger machine still loads here.
+TEST_F(models, threads_above_the_hardware_threads_are_reduced) {
+    auto r = cmd(c.get(), {"INFER.LOAD", "m1", "tiny-q8_0.gguf", "CTX", "64", "SLOTS", "1", "THREADS", "512"});
+    ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << (r->str ? r->str : "");
+    auto m = cmd(c.get(), {"INFER.MODELS"});
+    ASSERT_EQ(m->elements, 1u);
+    EXPECT_EQ(map_get(m->element[0], "threads")->integer, std::max(1u, std::thread::hardware_concurrency()));
+    EXPECT_EQ(cmd(c.get(), {"INFER.GENERATE", "m1", "TEXT", "hi", "MAX_TOKENS", "4"})->type, REDIS_REPLY_STRING);
+    EXPECT_NE(server->log().find("THREADS 512 is more than the"), std::string::npos);
+}
+
 TEST_F(models, sandbox_refuses_everything_outside_with_one_message) {
     for (const std::string p : {"../tiny-q8_0.gguf", "/etc/passwd", "/proc/self/mem", "/dev/zero", "link-out.gguf",
                                 "fifo.gguf", "adir.gguf", "missing.gguf", "../../../../../../etc/shadow", ""}) {

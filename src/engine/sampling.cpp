@@ -1,7 +1,76 @@
 // See sampling.h.
 #include "engine/sampling.h"
 
+#include <cmath>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace infer {
+namespace {
+
+int32_t argmax_scalar(const float * v, int32_t n) {
+    int32_t best = 0;
+    for (int32_t i = 1; i < n; ++i) {
+        if (v[i] > v[best]) best = i;
+    }
+    return best;
+}
+
+#if defined(__x86_64__)
+// Blocks of 1024 floats: the maximum of each block with four independent vector accumulators,
+// the first block whose maximum is the largest, then the first element equal to it there.
+__attribute__((target("avx2"))) int32_t argmax_avx2(const float * v, int32_t n) {
+    constexpr int32_t block = 1024;
+    float best_v = -INFINITY;
+    int32_t best_block = -1;
+    int32_t b = 0;
+    for (; b + block <= n; b += block) {
+        __m256 m0 = _mm256_loadu_ps(v + b), m1 = _mm256_loadu_ps(v + b + 8);
+        __m256 m2 = _mm256_loadu_ps(v + b + 16), m3 = _mm256_loadu_ps(v + b + 24);
+        for (int32_t i = b + 32; i < b + block; i += 32) {
+            m0 = _mm256_max_ps(m0, _mm256_loadu_ps(v + i));
+            m1 = _mm256_max_ps(m1, _mm256_loadu_ps(v + i + 8));
+            m2 = _mm256_max_ps(m2, _mm256_loadu_ps(v + i + 16));
+            m3 = _mm256_max_ps(m3, _mm256_loadu_ps(v + i + 24));
+        }
+        const __m256 m = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3));
+        __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+        h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+        const float bm = _mm_cvtss_f32(h);
+        if (bm > best_v) {
+            best_v = bm;
+            best_block = b;
+        }
+    }
+    int32_t best = -1;
+    if (best_block >= 0) {
+        for (int32_t i = best_block; i < best_block + block; ++i) {
+            if (v[i] == best_v) {
+                best = i;
+                break;
+            }
+        }
+    }
+    if (best < 0) return argmax_scalar(v, n);  // no full block, or NaNs: the plain loop decides
+    for (int32_t i = b; i < n; ++i) {          // the tail after the last full block
+        if (v[i] > v[best]) best = i;
+    }
+    return best;
+}
+#endif
+
+}  // namespace
+
+int32_t argmax_first(const float * v, int32_t n) {
+#if defined(__x86_64__)
+    static const bool avx2 = __builtin_cpu_supports("avx2");
+    if (avx2) return argmax_avx2(v, n);
+#endif
+    return argmax_scalar(v, n);
+}
 
 sampling_params sampling_default_params() {
     sampling_params p;
@@ -55,18 +124,7 @@ void token_sampler::accept_prompt(const std::vector<token> & prompt) {
 }
 
 token token_sampler::sample(const float * logits) {
-    if (greedy_) {
-        // The first maximum, as llama.cpp's greedy sampler picks it.
-        token best = 0;
-        float v = logits[0];
-        for (int32_t i = 1; i < n_vocab_; ++i) {
-            if (logits[i] > v) {
-                v = logits[i];
-                best = i;
-            }
-        }
-        return best;
-    }
+    if (greedy_) return argmax_first(logits, n_vocab_);
     cur_.resize(size_t(n_vocab_));
     for (int32_t i = 0; i < n_vocab_; ++i) cur_[size_t(i)] = llama_token_data{i, logits[i], 0.0f};
     llama_token_data_array arr = {cur_.data(), cur_.size(), -1, false};

@@ -48,3 +48,36 @@ TEST(token_sampler, greedy_fast_path_equals_llama_greedy) {
         EXPECT_EQ(fast.sample(logits.data()), arr.data[arr.selected].id);
     }
 }
+
+// The vectorized argmax equals the plain first-maximum loop on every shape that matters: ties
+// within and across blocks, the maximum in the tail or at 0, rows shorter than a block,
+// constant rows, infinities.
+TEST(argmax_first, equals_the_plain_loop) {
+    const auto reference = [](const std::vector<float> & v) {
+        int32_t best = 0;
+        for (size_t i = 1; i < v.size(); ++i) {
+            if (v[i] > v[size_t(best)]) best = int32_t(i);
+        }
+        return best;
+    };
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<int> coarse(-30, 30);
+    std::normal_distribution<float> fine;
+    for (int32_t n : {1, 7, 31, 1023, 1024, 1025, 2048, 4096 + 17, 151936}) {
+        for (int round = 0; round < 40; ++round) {
+            std::vector<float> v(static_cast<size_t>(n));
+            for (auto & x : v) x = round % 2 ? float(coarse(rng)) : fine(rng);
+            if (round == 2) std::fill(v.begin(), v.end(), 1.5f);
+            if (round == 3) v[size_t(n) - 1] = 1e30f;                 // the last element, in the tail
+            if (round == 4) v[0] = 1e30f;
+            if (round == 5) std::fill(v.begin(), v.end(), -INFINITY);
+            if (round == 6) v[size_t(n) / 2] = INFINITY;
+            ASSERT_EQ(argmax_first(v.data(), n), reference(v)) << "n " << n << " round " << round;
+        }
+    }
+    std::vector<float> with_nan(3000, 0.0f);
+    with_nan[10] = NAN;
+    with_nan[2000] = 5.0f;
+    const int32_t i = argmax_first(with_nan.data(), 3000);
+    EXPECT_TRUE(i >= 0 && i < 3000);
+}

@@ -7,7 +7,8 @@
 #   scripts/bench.sh                                   # qwen3-0.6b Q8_0, concurrency 1 4 8
 #   BENCH_CONCURRENCY="1 8 32" BENCH_GPU_LAYERS=-1 REDIS_INFER_CUDA=1 scripts/bench.sh
 # Knobs: BENCH_SHAPE, BENCH_TYPE, BENCH_PROMPT, BENCH_GEN, BENCH_REQUESTS (per client),
-#        BENCH_THREADS (default cores-1, our LOAD default), BENCH_GPU_LAYERS.
+#        BENCH_THREADS (default cores-1, our LOAD default), BENCH_GPU_LAYERS,
+#        BENCH_ONLY_REDIS=1 (our side only: the CSV, no peers; for quick before/after runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conc=${BENCH_CONCURRENCY:-1 4 8}
@@ -52,6 +53,7 @@ run_peer() {  # label, extra llama-server arguments...
     done
     kill $lpid; wait $lpid 2>/dev/null || true
 }
+if [ "${BENCH_ONLY_REDIS:-0}" = 1 ]; then cat "$csv"; exit 0; fi
 run_peer llama-server
 [ "$peer_bs" = 1 ] && run_peer llama-server-bs --backend-sampling
 

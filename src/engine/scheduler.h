@@ -20,10 +20,11 @@
 // stream into a free one (llama_memory_seq_cp across streams copies the buffer) and cuts it to
 // the shared part. When no slot is running, a request whose match would destroy more of the
 // holder's cache than it reuses copies the prefix into the least recently used slot instead, so
-// a sequential client keeps up to SLOTS prefixes. Otherwise a request takes the lowest idle
-// slot, whose cached prefix is evicted: llama.cpp decodes a contiguous run of sequence ids in one pass over the weights, so
-// packing running slots at the bottom beats least-recently-used eviction (measured: 0.54x of
-// the engine at 64 clients with LRU scattering, see docs/benchmarks.md). Cells of running
+// a sequential client keeps up to SLOTS prefixes. Otherwise a request takes the idle slot next
+// to the most running ones (filling a hole, else extending a run, lowest first), whose cached
+// prefix is evicted: llama.cpp decodes a contiguous run of sequence ids in one pass over the
+// weights, so keeping running slots contiguous beats least-recently-used eviction (measured:
+// 0.54x of the engine at 64 clients with LRU scattering, see docs/benchmarks.md). Cells of running
 // requests are never touched. A request whose prompt shares a much longer
 // prefix with a slot still prefilling waits for that prefill instead of duplicating it (the RAG
 // case: many concurrent requests with the same system prompt and chunks).

@@ -57,6 +57,12 @@ std::shared_ptr<model> model::load(const model_params & params, std::string & er
         err = "the model has no vocabulary";
         return nullptr;
     }
+    if (llama_vocab_type(out->vocab_) == LLAMA_VOCAB_TYPE_NONE) {
+        // Placeholder tokens only: llama.cpp asserts on every piece and attribute lookup, and a
+        // generation's text, stop strings and streams all need pieces.
+        err = "the model has no tokenizer (tokenizer.ggml.model is none) - redis-infer needs one";
+        return nullptr;
+    }
     if (const char * missing = missing_special_token(out->vocab_)) {
         err = std::string("the vocabulary asks for a ") + missing + " token it does not have";
         return nullptr;

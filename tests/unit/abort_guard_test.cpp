@@ -4,8 +4,12 @@
 #include "engine/backend.h"
 #include "engine/model.h"
 
+#include <gguf.h>
 #include <gtest/gtest.h>
 #include <llama.h>
+
+#include <cstdio>
+#include <fstream>
 
 #include <string>
 
@@ -66,4 +70,32 @@ TEST(abort_guard, model_load_turns_the_fuzz_crash_files_into_errors) {
         EXPECT_FALSE(model::load(p, err)) << f;
         EXPECT_FALSE(err.empty()) << f;
     }
+}
+
+// A GGUF whose tokenizer is "none" (placeholder tokens from <arch>.vocab_size) loads in
+// llama.cpp, which then asserts on every piece lookup: refused at load with a clear error.
+TEST(model_load, a_model_without_a_tokenizer_is_refused) {
+    backend_init();
+    const std::string src = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
+    const std::string dst = ::testing::TempDir() + "no-tokenizer.gguf";
+    // New metadata, then the original tensor data (offsets are relative to the data section).
+    gguf_init_params ip = {/*no_alloc=*/true, nullptr};
+    gguf_context * g = gguf_init_from_file(src.c_str(), ip);
+    ASSERT_TRUE(g);
+    const size_t data_offset = gguf_get_data_offset(g);
+    gguf_set_val_str(g, "tokenizer.ggml.model", "none");
+    gguf_set_val_u32(g, "qwen3.vocab_size", 151936);
+    ASSERT_TRUE(gguf_write_to_file(g, dst.c_str(), /*only_meta=*/true));
+    gguf_free(g);
+    std::ifstream in(src, std::ios::binary);
+    in.seekg(std::streamoff(data_offset));
+    std::ofstream(dst, std::ios::binary | std::ios::app) << in.rdbuf();
+
+    model_params p = model_default_params();
+    p.path = dst;
+    p.n_ctx = 32;
+    std::string err;
+    EXPECT_FALSE(model::load(p, err));
+    EXPECT_NE(err.find("has no tokenizer"), std::string::npos) << err;
+    std::remove(dst.c_str());
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (tests/fuzz) with clang in build-fuzz and runs each for a while:
-#   scripts/fuzz.sh [seconds-per-target]      (default 20; CI runs it with 15)
+#   scripts/fuzz.sh [seconds-per-target]      (default 20; scripts/test.sh runs it with 10)
 # Prints executions, new corpus units and crashes per target; exits non-zero on any crash
 # (an invariant failure, a sanitizer report, a leak, a timeout or an out-of-memory).
 #

@@ -266,3 +266,43 @@ TEST_F(rag, bad_inputs_give_clear_errors) {
     ASSERT_EQ(ex->type, REDIS_REPLY_ARRAY);
     EXPECT_EQ(ex->element[0]->type, REDIS_REPLY_ERROR);
 }
+
+// The remaining error texts each name their cause, and none of them writes anything.
+TEST_F(rag, every_other_error_names_its_cause) {
+    ingest_corpus("err");
+    const auto blob = [](const std::vector<uint32_t> & ids) {
+        std::string b;
+        for (uint32_t id : ids) b.append(reinterpret_cast<const char *>(&id), 4);  // little-endian host
+        return b;
+    };
+    const std::vector<std::string> all = {"K", "8", "MAX_TOKENS", "2"};
+    const auto rag_q = [&](std::vector<std::string> extra) {
+        std::vector<std::string> a = {"INFER.RAG", "tiny", "err", "QUERY", k_chunks[3]};
+        a.insert(a.end(), all.begin(), all.end());
+        a.insert(a.end(), extra.begin(), extra.end());
+        return cmd(c.get(), a);
+    };
+
+    // SYSTEM_KEY naming an empty string.
+    cmd(c.get(), {"SET", "err:sys", ""});
+    const std::string digest = str(cmd(c.get(), {"DEBUG", "DIGEST"}).get());
+    EXPECT_TRUE(is_error(rag_q({"SYSTEM_KEY", "err:sys"}), "ERR SYSTEM_KEY holds no tokens"));
+    // A FILTER no element matches.
+    EXPECT_TRUE(is_error(rag_q({"FILTER", ".lang == \"xx\""}), "ERR no chunk in 'err' matched the query"));
+    // Two embedding models: which one embeds the question must be said.
+    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "bert2", "bert-tiny-f16.gguf", "EMBEDDING"})->type, REDIS_REPLY_STATUS);
+    ASSERT_TRUE(wait_model_ready(c.get(), "bert2"));
+    EXPECT_TRUE(is_error(rag_q({}), "ERR EMBED_MODEL is required - 2 embedding models are loaded"));
+    EXPECT_EQ(rag_q({"EMBED_MODEL", "bert"})->type, REDIS_REPLY_ARRAY);
+    ASSERT_EQ(cmd(c.get(), {"INFER.UNLOAD", "bert2"})->type, REDIS_REPLY_STATUS);
+    EXPECT_EQ(str(cmd(c.get(), {"DEBUG", "DIGEST"}).get()), digest) << "a failed RAG wrote something";
+
+    // A chunk key holding ids outside the generation model's vocabulary (another model's?).
+    cmd(c.get(), {"SET", "err:chunk:3", blob({1, 2, 0xFFFFFFFFu})});
+    EXPECT_TRUE(is_error(rag_q({}), "ERR chunk key 'err:chunk:3' is not a valid token key for model 'tiny'"));
+    // A chunk key longer than the generation model's context (CTX 1024).
+    cmd(c.get(), {"SET", "err:chunk:3", blob(std::vector<uint32_t>(1100, 42))});
+    const std::string edited = str(cmd(c.get(), {"DEBUG", "DIGEST"}).get());
+    EXPECT_TRUE(is_error(rag_q({"STORE", "err:answer"}), "ERR chunk key 'err:chunk:3' is longer than the context of the model"));
+    EXPECT_EQ(str(cmd(c.get(), {"DEBUG", "DIGEST"}).get()), edited) << "a failed RAG with STORE wrote something";
+}

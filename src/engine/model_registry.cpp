@@ -66,18 +66,22 @@ std::string model_registry::unload_async(const std::string & name, done_fn done)
 void model_registry::run_load(job & j) {
     std::string err;
     std::shared_ptr<model_instance> inst;
-    auto weights = model::load(j.params, err);
-    if (weights) {
-        try {
+    std::shared_ptr<model> weights;
+    try {
+        // model::load reports its own errors in err, but the vocabulary probing it does can
+        // throw (a tokenize error, a refused llama.cpp assert): on this worker thread an
+        // escaping exception would terminate Redis.
+        weights = model::load(j.params, err);
+        if (weights) {
             inst = std::make_shared<model_instance>();
             inst->name = j.name;
             inst->weights = weights;
             if (weights->params().embedding) inst->sched = std::make_unique<embedder>(j.name, weights);
             else inst->sched = std::make_unique<scheduler>(j.name, weights);
-        } catch (const std::exception & e) {
-            err = e.what();
-            inst.reset();
         }
+    } catch (const std::exception & e) {
+        err = e.what();
+        inst.reset();
     }
     std::shared_ptr<model_instance> old;
     {

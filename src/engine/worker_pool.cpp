@@ -1,6 +1,8 @@
 // See worker_pool.h.
 #include "engine/worker_pool.h"
 
+#include <utility>
+
 namespace infer {
 
 worker_pool::worker_pool(size_t helpers) {
@@ -32,12 +34,27 @@ worker_pool::~worker_pool() {
 }
 
 void worker_pool::run_items() {
-    for (size_t i; (i = next_.fetch_add(1)) < n_;) (*fn_)(i);
+    for (size_t i; (i = next_.fetch_add(1)) < n_;) {
+        try {
+            (*fn_)(i);
+        } catch (...) {
+            std::lock_guard lk(mu_);
+            if (!error_) error_ = std::current_exception();
+        }
+    }
 }
 
 void worker_pool::parallel_for(size_t n, const std::function<void(size_t)> & fn) {
     if (threads_.empty() || n < 2) {
-        for (size_t i = 0; i < n; ++i) fn(i);
+        std::exception_ptr first;
+        for (size_t i = 0; i < n; ++i) {
+            try {
+                fn(i);
+            } catch (...) {
+                if (!first) first = std::current_exception();
+            }
+        }
+        if (first) std::rethrow_exception(first);
         return;
     }
     {
@@ -45,6 +62,7 @@ void worker_pool::parallel_for(size_t n, const std::function<void(size_t)> & fn)
         fn_ = &fn;
         n_ = n;
         next_ = 0;
+        error_ = nullptr;
         busy_ = threads_.size();
         ++generation_;
     }
@@ -53,6 +71,7 @@ void worker_pool::parallel_for(size_t n, const std::function<void(size_t)> & fn)
     std::unique_lock lk(mu_);
     done_cv_.wait(lk, [&] { return busy_ == 0; });
     fn_ = nullptr;
+    if (auto e = std::exchange(error_, nullptr)) std::rethrow_exception(e);
 }
 
 }  // namespace infer

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -18,7 +19,9 @@ public:
     explicit worker_pool(size_t helpers);
     ~worker_pool();
 
-    // Runs fn(i) for every i in [0, n); returns when all calls have returned.
+    // Runs fn(i) for every i in [0, n); returns when all calls have returned. If calls throw,
+    // the first exception is rethrown here once every call has returned (on a helper thread
+    // it would terminate the process; on this one it would leave helpers using a dead fn).
     void parallel_for(size_t n, const std::function<void(size_t)> & fn);
 
 private:
@@ -33,6 +36,7 @@ private:
     size_t busy_ = 0;        // helpers still working on the current job
     uint64_t generation_ = 0;
     bool stop_ = false;
+    std::exception_ptr error_;  // the current job's first exception, under mu_
 };
 
 }  // namespace infer

@@ -23,6 +23,24 @@ TEST(worker_pool, runs_every_item_once) {
     }
 }
 
+// A throwing item reaches the caller once, after every item ran; the pool stays usable.
+TEST(worker_pool, an_exception_reaches_the_caller_after_every_item_ran) {
+    for (size_t helpers : {0u, 3u}) {
+        worker_pool pool(helpers);
+        for (int round = 0; round < 50; ++round) {
+            std::atomic<int> ran{0};
+            EXPECT_THROW(pool.parallel_for(16, [&](size_t i) {
+                ran.fetch_add(1);
+                if (i % 5 == 1) throw std::runtime_error("item failed");
+            }), std::runtime_error);
+            EXPECT_EQ(ran.load(), 16);
+            std::atomic<int> after{0};
+            pool.parallel_for(8, [&](size_t) { after.fetch_add(1); });
+            EXPECT_EQ(after.load(), 8);
+        }
+    }
+}
+
 // The greedy fast path picks what llama.cpp's greedy sampler picks, ties included.
 TEST(token_sampler, greedy_fast_path_equals_llama_greedy) {
     backend_init();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: builds everything it needs (third-party parts cached outside the clone),
 # checks the layering rule, runs unit, tool and integration tests with ctest, then the engine
-# unit tests again under ASan+UBSan, then each libFuzzer target for 10 s.
+# unit tests again under ASan+UBSan, the module under ASan+UBSan in a live server for the
+# command suites (scripts/asan.sh), then each libFuzzer target for 10 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/deps.sh
@@ -21,6 +22,9 @@ cmake --build build
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREDIS_INFER_SANITIZE=ON >/dev/null
 cmake --build build-asan --target unit_tests
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 build-asan/tests/unit_tests
+# The module itself under ASan+UBSan inside redis-server, for the suites that drive every
+# command with good and bad input (about 2 minutes).
+scripts/asan.sh
 
 # libFuzzer targets (token blobs, model paths, GGUF loading) for a bounded time each; longer by
 # hand with scripts/fuzz.sh 600. scripts/tsan.sh runs the module under TSan (by hand).

@@ -66,7 +66,9 @@ TEST_F(rag, embed_is_deterministic_and_model_wide) {
     for (size_t i = 0; i < 2; ++i) {
         const bool is_bert = str(map_get(models->element[i], "name")) == "bert";
         EXPECT_EQ(str(map_get(models->element[i], "kind")), is_bert ? "embedding" : "generation");
-        if (is_bert) EXPECT_EQ(map_get(models->element[i], "dimension")->integer, 64);
+        if (is_bert) {
+            EXPECT_EQ(map_get(models->element[i], "dimension")->integer, 64);
+        }
     }
 }
 

@@ -36,6 +36,22 @@ bench_start_redis() {
     return 1
 }
 
+# bench_start_llama_server LOGFILE ARGS...: llama-server on $port with ARGS, waits for /health;
+# sets lpid (killed on exit).
+bench_start_llama_server() {
+    local log=$1
+    shift
+    "$LLAMA_PREFIX/bin/llama-server" --port "$port" --no-webui "$@" >"$log" 2>&1 &
+    lpid=$!
+    trap 'kill $lpid 2>/dev/null || true' EXIT
+    for _ in $(seq 600); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && grep -q ' 200 ' <&3) 2>/dev/null && return 0
+        sleep 0.5
+    done
+    echo "[bench] llama-server did not become healthy; see $log" >&2
+    return 1
+}
+
 bench_machine() {
     echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $ncpu cores; model $shape $type (random weights); threads $threads; GPU layers $ngl"
 }

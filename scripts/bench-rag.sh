@@ -92,16 +92,9 @@ done
 wait $rpid 2>/dev/null || true
 
 # --- 1b. the peer: llama-server --embeddings ------------------------------------------------
-echo "[bench] llama-server --embeddings: -np $maxc, -c $(( 128 * maxc )), -t $threads, -ngl $ngl" >&2
-"$LLAMA_PREFIX/bin/llama-server" -m "$emodel" --port "$port" --embeddings --pooling mean -np "$maxc" -c $(( 512 * maxc )) \
-    -b 2048 -ub 2048 -t "$threads" -tb "$threads" \
-    -ngl "$ngl" --no-webui >"$out/llama-server-embed.log" 2>&1 &
-lpid=$!
-trap 'kill $lpid 2>/dev/null || true' EXIT
-for _ in $(seq 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && grep -q ' 200 ' <&3) 2>/dev/null && break
-    sleep 0.5
-done
+echo "[bench] llama-server --embeddings: -np $maxc, -c $(( 512 * maxc )), -t $threads, -ngl $ngl" >&2
+bench_start_llama_server "$out/llama-server-embed.log" -m "$emodel" --embeddings --pooling mean -np "$maxc" \
+    -c $(( 512 * maxc )) -b 2048 -ub 2048 -t "$threads" -tb "$threads" -ngl "$ngl"
 for c in $conc; do
     build/bench --scenario embed --target llama-server --port "$port" --vocab 30522 --concurrency 1 --prompt "$einput" --requests 2 >/dev/null
     build/bench --scenario embed --target llama-server --port "$port" --vocab 30522 --concurrency "$c" \

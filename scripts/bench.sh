@@ -38,14 +38,8 @@ run_peer() {  # label, extra llama-server arguments...
     local label=$1
     shift
     echo "[bench] llama-server $*: same model, -np $maxc, -c $(( ctx * maxc )), -b $batch, -t $threads, -ngl $ngl" >&2
-    "$LLAMA_PREFIX/bin/llama-server" -m "$model" --port "$port" -np "$maxc" -c $(( ctx * maxc )) -t "$threads" -tb "$threads" \
-        -b "$batch" -ub "$(( batch < 512 ? batch : 512 ))" -ngl "$ngl" --no-webui "$@" >"$out/llama-server-$label.log" 2>&1 &
-    lpid=$!
-    trap 'kill $lpid 2>/dev/null || true' EXIT
-    for _ in $(seq 600); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET /health HTTP/1.0\r\n\r\n' >&3 && grep -q ' 200 ' <&3) 2>/dev/null && break
-        sleep 0.5
-    done
+    bench_start_llama_server "$out/llama-server-$label.log" -m "$model" -np "$maxc" -c $(( ctx * maxc )) \
+        -t "$threads" -tb "$threads" -b "$batch" -ub "$(( batch < 512 ? batch : 512 ))" -ngl "$ngl" "$@"
     for c in $conc; do
         build/bench --target llama-server --port "$port" --concurrency 1 --prompt "$P" --gen 8 --requests 1 >/dev/null
         build/bench --target llama-server --port "$port" --concurrency "$c" --prompt "$P" --gen "$G" --requests "$reqs" |

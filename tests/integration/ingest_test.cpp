@@ -1,9 +1,10 @@
 // redis-infer-ingest end to end: the real tool against a live server with a generation model
 // (tiny) and an embedding model (bert). Checks the key layout, the Vector Set, the summary,
-// idempotent re-runs, stale-chunk removal and error reporting.
+// idempotent re-runs (under any spelling of the paths), stale-chunk removal and error reporting.
 #include "support/fixture.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -101,9 +102,10 @@ protected:
         fs::remove_all(root, ec);
     }
 
-    // Runs the tool in `root` (so paths are reached as "docs/...") against the test server.
-    run_result run(const std::vector<std::string> & args) {
-        std::string line = "cd " + shell_quote(root) + " && " + shell_quote(REDIS_INFER_INGEST) + " -p " +
+    // Runs the tool in `cwd` (default `root`, so paths are reached as "docs/...") against the
+    // test server.
+    run_result run(const std::vector<std::string> & args, const fs::path & cwd = {}) {
+        std::string line = "cd " + shell_quote(cwd.empty() ? root : cwd) + " && " + shell_quote(REDIS_INFER_INGEST) + " -p " +
                            std::to_string(server->port());
         for (const auto & a : args) line += " " + shell_quote(a);
         const fs::path out = root / ".stdout", err = root / ".stderr";
@@ -133,6 +135,29 @@ protected:
     }
 
     std::string digest() { return str(cmd(c.get(), {"DEBUG", "DIGEST"}).get()); }
+
+    // Every key with its DEBUG DIGEST-VALUE, the key count and the number of writes so far.
+    struct dataset {
+        std::map<std::string, std::string> digests;
+        long long dbsize = 0, writes = 0;
+        bool operator==(const dataset &) const = default;
+    };
+    dataset snapshot() {
+        dataset d;
+        d.dbsize = cmd(c.get(), {"DBSIZE"})->integer;
+        auto keys = cmd(c.get(), {"KEYS", "*"});
+        std::vector<std::string> dv = {"DEBUG", "DIGEST-VALUE"};
+        for (size_t i = 0; i < keys->elements; ++i) dv.push_back(str(keys->element[i]));
+        auto values = cmd(c.get(), dv);
+        for (size_t i = 0; values->type == REDIS_REPLY_ARRAY && i < values->elements; ++i) {
+            d.digests[dv[i + 2]] = str(values->element[i]);
+        }
+        // rdb_changes_since_last_save counts every write (the server never saves).
+        const std::string info = str(cmd(c.get(), {"INFO", "persistence"}).get());
+        const size_t at = info.find("rdb_changes_since_last_save:");
+        if (at != std::string::npos) d.writes = std::atoll(info.c_str() + at + std::strlen("rdb_changes_since_last_save:"));
+        return d;
+    }
 
     static std::unique_ptr<redis_server> server;
     client_ptr c;
@@ -301,4 +326,120 @@ TEST_F(ingest, bad_arguments_and_no_server_exit_2) {
     const auto r2 = run(refused);
     EXPECT_EQ(r2.code, 2) << r2;
     EXPECT_NE(r2.err.find("cannot connect to 127.0.0.1:1"), std::string::npos) << r2;
+}
+
+TEST_F(ingest, any_spelling_of_a_folder_gives_the_same_keys_and_a_rerun_writes_nothing) {
+    cmd(c.get(), {"FLUSHALL"});  // DBSIZE and KEYS below count only this test's keys
+    fs::create_directory_symlink("docs", root / "kb-link");
+    const auto first = run(args("c:", "c:vectors", "docs"));
+    ASSERT_EQ(first.code, 0) << first;
+    ASSERT_EQ(first.kv.at("files_ingested"), "2") << first;
+    const long long a = manifest_count("c:", "docs/a/readme.txt"), b = manifest_count("c:", "docs/b/readme.txt");
+    ASSERT_GE(a, 3);
+    ASSERT_GE(b, 2);
+    const long long vcard = cmd(c.get(), {"VCARD", "c:vectors"})->integer;
+    ASSERT_EQ(vcard, a + b);
+    const dataset before = snapshot();
+    ASSERT_EQ(before.dbsize, 1 + 1 + a + b);  // manifest, vset, chunk keys
+    ASSERT_GT(before.writes, 0);
+
+    // Relative, absolute, with '..', through a symlink, and from other working directories.
+    const std::vector<std::pair<std::string, fs::path>> spellings = {
+        {"docs/", {}},          {(root / "docs").string(), {}}, {"./docs/../docs", {}}, {"kb-link", {}},
+        {"./kb-link/", {}},     {"..", root / "docs/a"},        {(root / "kb-link").string(), "/"},
+    };
+    for (const auto & [path, cwd] : spellings) {
+        const auto r = run(args("c:", "c:vectors", path), cwd);
+        ASSERT_EQ(r.code, 0) << path << ": " << r;
+        EXPECT_EQ(r.kv.at("files_unchanged"), "2") << path << ": " << r;
+        EXPECT_EQ(r.kv.at("files_ingested"), "0") << path << ": " << r;
+        EXPECT_EQ(r.kv.at("chunks"), "0") << path << ": " << r;
+        EXPECT_EQ(r.kv.at("chunks_removed"), "0") << path << ": " << r;
+        EXPECT_EQ(cmd(c.get(), {"VCARD", "c:vectors"})->integer, vcard) << path;
+        EXPECT_TRUE(snapshot() == before) << path << ": the re-run wrote something";
+    }
+    // A subfolder keyed from the same root, and the whole folder named twice, are unchanged too.
+    auto sub = args("c:", "c:vectors", "docs/a");
+    sub.insert(sub.end() - 1, {"--root", "."});
+    const auto r_sub = run(sub, {});
+    ASSERT_EQ(r_sub.code, 0) << r_sub;
+    EXPECT_EQ(r_sub.kv.at("files_unchanged"), "1") << r_sub;
+    auto twice = args("c:", "c:vectors", "docs");
+    twice.push_back((root / "kb-link/a").string());  // nested: keyed from the outermost root
+    const auto r_twice = run(twice);
+    ASSERT_EQ(r_twice.code, 0) << r_twice;
+    EXPECT_EQ(r_twice.kv.at("files_unchanged"), "2") << r_twice;
+    EXPECT_TRUE(snapshot() == before) << "a re-run with --root or nested paths wrote something";
+
+    // A change found through another spelling replaces the same keys: stale chunks go, no copies.
+    write_file(root / "docs/a/readme.txt", prose("shards", 1));
+    const auto changed = run(args("c:", "c:vectors", (root / "kb-link").string()), "/");
+    ASSERT_EQ(changed.code, 0) << changed;
+    EXPECT_EQ(changed.kv.at("files_ingested"), "1") << changed;
+    EXPECT_EQ(changed.kv.at("files_unchanged"), "1") << changed;
+    const long long new_a = manifest_count("c:", "docs/a/readme.txt");
+    ASSERT_GE(new_a, 1);
+    ASSERT_LT(new_a, a);
+    EXPECT_EQ(changed.kv.at("chunks_removed"), std::to_string(a - new_a)) << changed;
+    EXPECT_EQ(cmd(c.get(), {"VCARD", "c:vectors"})->integer, new_a + b);
+    EXPECT_EQ(cmd(c.get(), {"DBSIZE"})->integer, 1 + 1 + new_a + b);
+    EXPECT_EQ(cmd(c.get(), {"HLEN", "c:manifest"})->integer, 2);
+    EXPECT_EQ(cmd(c.get(), {"KEYS", "c:docs/a/*"})->elements, size_t(new_a));
+    const dataset after = snapshot();
+    EXPECT_EQ(run(args("c:", "c:vectors", "docs")).kv.at("files_unchanged"), "2");
+    EXPECT_TRUE(snapshot() == after);
+}
+
+TEST_F(ingest, root_option_sets_where_key_paths_start_and_key_clashes_are_refused) {
+    write_file(root / "other/docs/a/readme.txt", prose("elsewhere", 2));
+    const std::string before = digest();
+
+    // Two folders named docs would share keys without --root: refused before any write.
+    auto clash = args("k:", "k:vectors", "docs");
+    clash.push_back("other/docs");
+    const auto r_clash = run(clash);
+    EXPECT_EQ(r_clash.code, 2) << r_clash;
+    EXPECT_NE(r_clash.err.find("would both be stored as 'k:docs/a/readme.txt:N' - give --root a directory that holds both"),
+              std::string::npos)
+        << r_clash;
+    EXPECT_EQ(digest(), before);
+
+    // A PATH outside --root, and a --root that is not a directory.
+    auto outside = args("k:", "k:vectors", "docs");
+    outside.insert(outside.end() - 1, {"--root", "docs/a"});
+    const auto r_out = run(outside);
+    EXPECT_EQ(r_out.code, 2) << r_out;
+    EXPECT_NE(r_out.err.find("'docs' is outside --root - got '" + fs::canonical(root / "docs").string() + "'"), std::string::npos)
+        << r_out;
+    auto bad_root = args("k:", "k:vectors", "docs");
+    bad_root.insert(bad_root.end() - 1, {"--root", "docs/a/readme.txt"});
+    const auto r_bad = run(bad_root);
+    EXPECT_EQ(r_bad.code, 2) << r_bad;
+    EXPECT_NE(r_bad.err.find("bad value for --root - got 'docs/a/readme.txt', expected a directory"), std::string::npos) << r_bad;
+    EXPECT_EQ(digest(), before);
+
+    // --root . keeps both trees apart; --root docs starts the keys inside docs.
+    clash.insert(clash.end() - 2, {"--root", "."});
+    const auto r_both = run(clash);
+    ASSERT_EQ(r_both.code, 0) << r_both;
+    EXPECT_EQ(r_both.kv.at("files_ingested"), "3") << r_both;
+    EXPECT_GE(manifest_count("k:", "docs/a/readme.txt"), 3);
+    EXPECT_GE(manifest_count("k:", "other/docs/a/readme.txt"), 1);
+
+    auto inside = args("in:", "in:vectors", (root / "docs").string());
+    inside.insert(inside.end() - 1, {"--root", (root / "kb-none/../docs").string()});
+    fs::create_directory(root / "kb-none");
+    const auto r_in = run(inside, "/");
+    ASSERT_EQ(r_in.code, 0) << r_in;
+    EXPECT_EQ(r_in.kv.at("files_ingested"), "2") << r_in;
+    EXPECT_GE(manifest_count("in:", "a/readme.txt"), 3);
+    EXPECT_EQ(cmd(c.get(), {"EXISTS", "in:a/readme.txt:0"})->integer, 1);
+    EXPECT_EQ(cmd(c.get(), {"KEYS", "in:docs/*"})->elements, 0u);
+
+    // A file PATH is keyed by its name (its directory is the root).
+    const auto r_file = run(args("f:", "f:vectors", "docs/b/readme.txt"), root / "docs/a");
+    EXPECT_EQ(r_file.code, 2) << r_file;  // no such file from docs/a
+    const auto r_file2 = run(args("f:", "f:vectors", "../b/readme.txt"), root / "docs/a");
+    ASSERT_EQ(r_file2.code, 0) << r_file2;
+    EXPECT_GE(manifest_count("f:", "readme.txt"), 2);
 }

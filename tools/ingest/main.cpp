@@ -4,10 +4,16 @@
 // tool only walks files, cuts them into token windows and keeps the pipeline full.
 //
 // Invariants:
-// - A chunk's key is <prefix><path>:<index>, <path> as reached from the PATH argument
-//   (lexically normalised), so same-named files in different directories never collide. The
-//   Vector Set element of a chunk is named by its key.
-// - Re-runs are idempotent and cheap. The hash <prefix>manifest maps path to
+// - A chunk's key is <prefix><path>:<index>, where <path> is the file's canonical path (symlinks,
+//   '.' and '..' resolved) relative to a root: --root DIR, or by default the directory that
+//   holds the PATH argument's canonical path (so a directory's own name starts its keys). Keys
+//   therefore do not depend on how PATH is spelled (docs, ./docs/, /abs/docs, docs/../docs, a
+//   symlink to docs) nor on the working directory: re-ingesting the same files under another
+//   spelling finds them unchanged instead of storing them twice. Two files that would get one
+//   key (proj1/docs and proj2/docs without --root) are refused before anything is written.
+//   The Vector Set element of a chunk is named by its key.
+// - Re-runs are idempotent and cheap. The hash <prefix>manifest maps <path> (the same canonical,
+//   root-relative path as the keys) to
 //   "<fnv1a64 of content and chunk params>:<chunk count>"; an unchanged file costs one HGET.
 //   A changed file is ingested first, then its stale chunks (index >= new count) are removed
 //   (DEL + VREM), then the manifest is written: a run that fails half way leaves the manifest
@@ -58,7 +64,16 @@ its embedding (EMB model) in the Vector Set KEY, element name = the chunk key. D
 walked in sorted order; entries whose name starts with '.' and symlinks inside directories are
 not visited; files holding a NUL byte are skipped as binary.
 
-Re-runs only redo changed files: the hash <prefix>manifest records, per path, a hash of the
+Keys: <path> is the file's canonical path (symlinks, '.' and '..' resolved) relative to the
+root. The root is --root DIR if given (every PATH must be inside it), otherwise the directory
+that holds the canonical PATH. So `docs`, `./docs/`, `/abs/repo/docs`, `docs/../docs` and a
+symlink to docs all give the keys <prefix>docs/...:N, from any working directory, and a file
+PATH gives <prefix><file name>:N. A subdirectory or file given on its own gets other keys than
+when reached through its parent (`docs/a` gives a/..., `docs` gives docs/a/...): give the same
+--root to both runs (`--root . docs/a` gives docs/a/...). Two files that would get the same key
+(proj1/docs and proj2/docs without --root) stop the run before anything is written.
+
+Re-runs only redo changed files: the hash <prefix>manifest records, per <path>, a hash of the
 content and of the chunk parameters, and the chunk count. A file that shrank loses its stale
 chunks (DEL and VREM). Files deleted from disk are not removed from Redis.
 
@@ -70,6 +85,7 @@ chunks (DEL and VREM). Files deleted from disk are not removed from Redis.
   --embed-model EMB        model that embeds the chunks (required)
   --vset KEY               Vector Set that receives the embeddings (required)
   --prefix P               key prefix (default "doc:")
+  --root DIR               key paths relative to DIR (default: the directory holding each PATH)
   --chunk-tokens N         tokens per chunk (default 256)
   --overlap N              tokens shared by consecutive chunks, < chunk-tokens (default 32)
   --pipeline N             INGEST commands in flight, over all connections (default 16)
@@ -98,6 +114,7 @@ struct options {
     std::string embed_model;      // embeds each chunk
     std::string vset;             // Vector Set key
     std::string prefix = "doc:";  // chunk keys and the manifest start with it
+    std::string root;             // --root: key paths are relative to it; empty = per PATH, its parent
     int chunk_tokens = 256;       // window size in tokens, >= 1
     int overlap = 32;             // tokens shared by consecutive windows, 0 .. chunk_tokens-1
     int pipeline = 16;            // INGEST commands in flight over all data connections, >= 1
@@ -155,6 +172,7 @@ options parse_args(int argc, char ** argv) {
         else if (a == "--embed-model") o.embed_model = v;
         else if (a == "--vset") o.vset = v;
         else if (a == "--prefix") o.prefix = v;
+        else if (a == "--root") o.root = v;
         else if (a == "--chunk-tokens") o.chunk_tokens = parse_int(a, v, 1, 1 << 24);
         else if (a == "--overlap") o.overlap = parse_int(a, v, 0, 1 << 24);
         else if (a == "--pipeline") o.pipeline = parse_int(a, v, 1, 1 << 16);
@@ -178,13 +196,20 @@ options parse_args(int argc, char ** argv) {
 
 // ---- files -------------------------------------------------------------------------------------
 
-// Appends the regular files under `p`, as paths reached from it (the caller sorts). Walk
-// errors are reported and counted; they do not stop the walk.
-void walk(const fs::path & p, std::vector<std::string> & out, int & errors) {
+struct source_file {
+    std::string file;  // canonical absolute path: what is read
+    std::string key;   // path relative to the root: names the chunk keys and the manifest field
+};
+
+// Appends the regular files under `p`, a canonical path inside `root` (the caller sorts). Since
+// `p` is canonical and symlinks inside the tree are not followed, every path reached is
+// canonical too, so its key is a plain lexical path relative to `root`. Walk errors are
+// reported and counted; they do not stop the walk.
+void walk(const fs::path & p, const fs::path & root, std::vector<source_file> & out, int & errors) {
     std::error_code ec;
-    const fs::file_status st = fs::status(p, ec);  // a PATH argument that is a symlink is followed
+    const fs::file_status st = fs::status(p, ec);
     if (fs::is_regular_file(st)) {
-        out.push_back(p.lexically_normal().generic_string());
+        out.push_back({p.generic_string(), p.lexically_relative(root).generic_string()});
         return;
     }
     if (!fs::is_directory(st)) return;
@@ -193,12 +218,53 @@ void walk(const fs::path & p, std::vector<std::string> & out, int & errors) {
         if (it->path().filename().native().starts_with('.')) continue;
         std::error_code ec2;
         const fs::file_status s = it->symlink_status(ec2);  // symlinks inside a tree are not followed (no cycles)
-        if (fs::is_directory(s) || fs::is_regular_file(s)) walk(it->path(), out, errors);
+        if (fs::is_directory(s) || fs::is_regular_file(s)) walk(it->path(), root, out, errors);
     }
     if (ec) {
-        fprintf(stderr, "%s: %s\n", p.lexically_normal().generic_string().c_str(), ec.message().c_str());
+        fprintf(stderr, "%s: %s\n", p.generic_string().c_str(), ec.message().c_str());
         ++errors;
     }
+}
+
+// The files to ingest with their keys, sorted by key: each PATH canonicalised (a PATH that is a
+// symlink is followed) and walked, keys relative to --root or to the PATH's parent directory.
+// A file reached from several PATHs is done once, keyed from the outermost root; two files
+// with one key are a usage error (exit 2) before anything is written.
+std::vector<source_file> collect_files(const options & o, int & walk_errors) {
+    std::error_code ec;
+    fs::path root;
+    if (!o.root.empty()) {
+        root = fs::canonical(o.root, ec);
+        if (ec || !fs::is_directory(root, ec)) usage_error("bad value for --root - got '" + o.root + "', expected a directory");
+    }
+    std::vector<source_file> files;
+    for (const auto & p : o.paths) {
+        const fs::path real = fs::canonical(p, ec);
+        if (ec) usage_error("no such file or directory: " + p);
+        const fs::path base = root.empty() ? real.parent_path() : root;
+        if (!root.empty()) {
+            const std::string rel = real.lexically_relative(root).generic_string();
+            if (rel.empty() || rel == ".." || rel.starts_with("../")) {
+                usage_error("'" + p + "' is outside --root - got '" + real.generic_string() + "', expected a path inside '" +
+                            root.generic_string() + "'");
+            }
+        }
+        walk(real, base, files, walk_errors);
+    }
+    // Same file from nested PATHs: keep the longest key (the outermost root) of each file.
+    std::sort(files.begin(), files.end(), [](const source_file & a, const source_file & b) {
+        return a.file != b.file ? a.file < b.file : a.key.size() > b.key.size();
+    });
+    files.erase(std::unique(files.begin(), files.end(), [](const source_file & a, const source_file & b) { return a.file == b.file; }),
+                files.end());
+    std::sort(files.begin(), files.end(), [](const source_file & a, const source_file & b) { return a.key < b.key; });
+    for (size_t i = 1; i < files.size(); ++i) {
+        if (files[i].key == files[i - 1].key) {
+            usage_error("'" + files[i - 1].file + "' and '" + files[i].file + "' would both be stored as '" + o.prefix +
+                        files[i].key + ":N' - give --root a directory that holds both");
+        }
+    }
+    return files;
 }
 
 bool read_file(const std::string & path, std::string & out) {
@@ -346,7 +412,7 @@ private:
 enum class stage { ingesting, cleaning, recording, done };
 
 struct file_job {
-    std::string path;
+    std::string path;            // the key path (manifest field, chunk keys, error reports)
     std::string manifest_value;  // "<hash>:<count>", written last
     size_t old_count = 0;        // chunks of the previous run (from the manifest)
     size_t count = 0;            // chunks of this run
@@ -372,7 +438,7 @@ public:
         for (int i = 0; i < o.connections; ++i) data_.push_back(connect_or_exit(o));
     }
 
-    void run(const std::vector<std::string> & files) {
+    void run(const std::vector<source_file> & files) {
         for (const auto & f : files) {
             ++n_.files_seen;
             add_file(f);
@@ -390,9 +456,10 @@ private:
         fprintf(stderr, "%s: %s\n", path.c_str(), what.c_str());
     }
 
-    void add_file(const std::string & path) {
+    void add_file(const source_file & f) {
+        const std::string & path = f.key;
         std::string text;
-        if (!read_file(path, text)) {
+        if (!read_file(f.file, text)) {
             report(path, std::string("cannot read: ") + strerror(errno));
             ++n_.files_failed;
             return;
@@ -581,15 +648,8 @@ private:
 int main(int argc, char ** argv) {
     const options o = parse_args(argc, argv);
 
-    std::vector<std::string> files;
     int walk_errors = 0;
-    for (const auto & p : o.paths) {
-        std::error_code ec;
-        if (!fs::exists(p, ec)) usage_error("no such file or directory: " + p);
-        walk(p, files, walk_errors);
-    }
-    std::sort(files.begin(), files.end());  // deterministic order; a file named twice is done once
-    files.erase(std::unique(files.begin(), files.end()), files.end());
+    const std::vector<source_file> files = collect_files(o, walk_errors);
 
     counters n;
     n.files_total = int(files.size());

@@ -39,6 +39,12 @@ void check_vector_set(RedisModuleCtx * ctx, const std::string & vset, const mode
 }  // namespace
 
 std::shared_ptr<model_instance> ready_model_of_kind(std::string_view name, bool embedding) {
+    // An embedding model is what a newcomer most often lacks (a server started with only a
+    // generation model): say how to get one, not only that the name is unknown.
+    if (const std::string n(name); embedding && !state().registry.find(n) && !state().registry.is_loading(n)) {
+        throw rm::reply_error("ERR no such model " + quote(n) +
+                              " - load an embedding model with INFER.LOAD <name> <file.gguf> EMBEDDING");
+    }
     auto inst = ready_model(name);
     if (inst->weights->params().embedding != embedding) {
         throw rm::reply_error(embedding ? "ERR model " + quote(name) + " is not an embedding model - load one with INFER.LOAD ... EMBEDDING"
@@ -56,10 +62,11 @@ std::shared_ptr<model_instance> ready_model_of_kind(std::string_view name, bool 
 //   FP32 take). VADD vset element: adds or updates element in the Vector Set vset (its own
 //   quantization, Q8 for a new set); the set's dimension is checked first.
 // Reply: the vector as an array of doubles; with STORE or VADD, its dimension (integer).
-// Errors: ERR no such model; ERR model is not an embedding model; ERR the input is empty;
-//   ERR embedding input too long (the model's CTX); ERR TEXT too long (infer.max-prompt-bytes);
-//   token key errors as GENERATE; WRONGTYPE (STORE key or vset of another type: nothing
-//   written); ERR vector dimension mismatch; READONLY on a read-only replica with STORE/VADD;
+// Errors: ERR no such model (with how to load an embedding model); ERR model is not an
+//   embedding model; ERR the input is empty; ERR embedding input too long (the model's CTX);
+//   ERR TEXT too long (infer.max-prompt-bytes); token key errors as GENERATE; WRONGTYPE (STORE
+//   key or vset of another type: nothing written); ERR vector dimension mismatch; READONLY on
+//   a read-only replica with STORE/VADD;
 //   ERR queue full; cannot run inside MULTI or scripts; ERR unknown option; wrong arity.
 int cmd_embed(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     if (RedisModule_IsKeysPositionRequest(ctx)) {
@@ -153,10 +160,10 @@ int cmd_embed(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
 //   data. Cluster: key and vset must share a hash slot (use a hash tag, e.g. {kb}:doc... and
 //   {kb}:vectors).
 // Reply: the number of tokens stored in key.
-// Errors: ERR no such model; ERR model is not an embedding model / is an embedding model;
-//   ERR the input is empty; ERR embedding input too long; ERR text too long
-//   (infer.max-prompt-bytes); WRONGTYPE; ERR vector dimension mismatch; READONLY; OOM; ERR queue
-//   full; CROSSSLOT; cannot run inside MULTI or scripts; wrong arity.
+// Errors: ERR no such model (for embed-model, with how to load one); ERR model is not an
+//   embedding model / is an embedding model; ERR the input is empty; ERR embedding input too
+//   long; ERR text too long (infer.max-prompt-bytes); WRONGTYPE; ERR vector dimension mismatch;
+//   READONLY; OOM; ERR queue full; CROSSSLOT; cannot run inside MULTI or scripts; wrong arity.
 int cmd_ingest(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     if (argc != 6) return RedisModule_WrongArity(ctx);
     auto gen = ready_model_of_kind(rm::str(argv[1]), false);

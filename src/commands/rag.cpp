@@ -175,7 +175,8 @@ void search_and_generate(void * p) {
 //   finish_reason, prompt_tokens, completion_tokens, cached_tokens, embed_ms, search_ms,
 //   queue_ms, prefill_ms, decode_ms; with WITHPROMPT also prompt (the packed token ids run,
 //   a token key's format).
-// Errors: ERR no such model; ERR model is (not) an embedding model; ERR EMBED_MODEL is required;
+// Errors: ERR no such model; ERR model is (not) an embedding model; ERR no embedding model is
+//   loaded (none, no EMBED_MODEL); ERR EMBED_MODEL is required (several loaded, none named);
 //   ERR no such vector set; ERR vector dimension mismatch; ERR chunk key '<k>' ... does not
 //   exist / is not a token key / is in another hash slot; ERR no chunk matched; VSIM's own
 //   errors (a bad FILTER); NOPERM for a set or chunk the caller may not read; the prompt and
@@ -261,7 +262,12 @@ int cmd_rag(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
                 ++n;
             }
         }
-        if (n != 1) {
+        if (n == 0) {
+            throw rm::reply_error(
+                "ERR no embedding model is loaded - INFER.RAG embeds the question with one: load it with "
+                "INFER.LOAD <name> <file.gguf> EMBEDDING (the model the corpus was ingested with)");
+        }
+        if (n > 1) {
             throw rm::reply_error("ERR EMBED_MODEL is required - " + std::to_string(n) + " embedding models are loaded");
         }
     }

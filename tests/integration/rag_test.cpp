@@ -109,7 +109,8 @@ TEST_F(rag, embed_bad_inputs_change_nothing) {
     EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.EMBED", "bert", "TEXT", "x", "BOGUS"}), "ERR unknown option"));
     EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.EMBED", "bert", "NORMALIZE", "STORE", "k"}), "ERR missing PROMPT or TEXT"));
     EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.EMBED", "bert", "PROMPT", "emb:missing"}), "ERR token key 'emb:missing' does not exist"));
-    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.EMBED", "nope", "TEXT", "x"}), "ERR no such model"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.EMBED", "nope", "TEXT", "x"}),
+                         "ERR no such model 'nope' - load an embedding model with INFER.LOAD <name> <file.gguf> EMBEDDING"));
     // bert's vocabulary has 30522 ids: a Qwen id is out of range.
     cmd(c.get(), {"SET", "emb:qwen", pack({151643})});
     EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.EMBED", "bert", "PROMPT", "emb:qwen"}), "ERR token id out of range"));
@@ -307,4 +308,42 @@ TEST_F(rag, every_other_error_names_its_cause) {
     const std::string edited = str(cmd(c.get(), {"DEBUG", "DIGEST"}).get());
     EXPECT_TRUE(is_error(rag_q({"STORE", "err:answer"}), "ERR chunk key 'err:chunk:3' is longer than the context of the model"));
     EXPECT_EQ(str(cmd(c.get(), {"DEBUG", "DIGEST"}).get()), edited) << "a failed RAG with STORE wrote something";
+}
+
+// A server with a generation model only, as scripts/run.sh starts one for a real model without
+// INFER_EMBED_MODEL: every command that needs an embedding model says how to load one, and
+// doing what it says makes INGEST and RAG work.
+class rag_without_embedding_model : public live {
+protected:
+    static void SetUpTestSuite() { start({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "1024"}, {"tiny"}); }
+};
+
+TEST_F(rag_without_embedding_model, rag_ingest_and_embed_say_how_to_load_one) {
+    const std::string how = "load an embedding model with INFER.LOAD <name> <file.gguf> EMBEDDING";
+    const std::string digest = str(cmd(c.get(), {"DEBUG", "DIGEST"}).get());
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.RAG", "tiny", "kb", "QUERY", "q", "MAX_TOKENS", "2"}),
+                         "ERR no embedding model is loaded - INFER.RAG embeds the question with one: load it with "
+                         "INFER.LOAD <name> <file.gguf> EMBEDDING (the model the corpus was ingested with)"));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.RAG", "tiny", "kb", "QUERY", "q", "EMBED_MODEL", "embed"}),
+                         "ERR no such model 'embed' - " + how));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.INGEST", "tiny", "embed", "kb", "kb:1", k_chunks[0]}),
+                         "ERR no such model 'embed' - " + how));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.EMBED", "embed", "TEXT", "x"}), "ERR no such model 'embed' - " + how));
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.EMBED", "tiny", "TEXT", "x"}),
+                         "ERR model 'tiny' is not an embedding model - load one with INFER.LOAD ... EMBEDDING"));
+    // The generation model's own name is still the plain error (it is not an embedding role).
+    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.INGEST", "nope", "embed", "kb", "kb:1", "x"}), "ERR no such model 'nope'"));
+    EXPECT_EQ(str(cmd(c.get(), {"DEBUG", "DIGEST"}).get()), digest) << "a failed command wrote something";
+
+    // Following the advice works.
+    ASSERT_EQ(cmd(c.get(), {"INFER.LOAD", "embed", "bert-tiny-f16.gguf", "EMBEDDING"})->type, REDIS_REPLY_STATUS);
+    ASSERT_TRUE(wait_model_ready(c.get(), "embed"));
+    for (size_t i = 0; i < 2; ++i) {
+        auto r = cmd(c.get(), {"INFER.INGEST", "tiny", "embed", "kb", "kb:" + std::to_string(i), k_chunks[i]});
+        ASSERT_EQ(r->type, REDIS_REPLY_INTEGER) << str(r.get());
+    }
+    auto r = cmd(c.get(), {"INFER.RAG", "tiny", "kb", "QUERY", k_chunks[1], "K", "1", "MAX_TOKENS", "2"});
+    ASSERT_EQ(r->type, REDIS_REPLY_ARRAY) << str(r.get());
+    EXPECT_EQ(str(map_get(r.get(), "sources")->element[0]->element[0]), "kb:1");
+    ASSERT_EQ(cmd(c.get(), {"INFER.UNLOAD", "embed"})->type, REDIS_REPLY_STATUS);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs what the GPU machine needs and cannot download (it has no network) into .gpu/ (ignored
 # by git, carried with `carry: [".gpu"]`): a trimmed llama.cpp source tree (the pinned one,
-# without models, docs, tests and other backends) and Redis' Debian source tarball.
+# without models, docs, tests and other backends) and Redis' upstream tarball as Debian's
+# trixie source index names it (deps_fetch_redis_source).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/deps.sh
@@ -19,12 +20,6 @@ tar cf .gpu/llama-src.tar -C "$(dirname "$LLAMA_SRC")" --anchored \
 # ... but the two vocab files the test models copy their tokenizers from.
 tar rf .gpu/llama-src.tar -C "$(dirname "$LLAMA_SRC")" src/models/ggml-vocab-qwen2.gguf src/models/ggml-vocab-bert-bge.gguf
 gzip -f .gpu/llama-src.tar
-apt_dir=$(mktemp -d)
-mkdir -p "$apt_dir/lists/partial" "$apt_dir/parts"
-echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" >"$apt_dir/sources.list"
-(cd .gpu && apt-get -qq -o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/parts" \
-    -o "Dir::State::Lists=$apt_dir/lists" update && apt-get -qq -o "Dir::Etc::SourceList=$apt_dir/sources.list" \
-    -o "Dir::Etc::SourceParts=$apt_dir/parts" -o "Dir::State::Lists=$apt_dir/lists" source --download-only redis) >/dev/null 2>&1
-rm -f .gpu/*.dsc .gpu/*.debian.tar.xz
-rm -rf "$apt_dir"
+rm -f .gpu/redis_*.orig.tar.*
+deps_fetch_redis_source "$PWD/.gpu" >/dev/null
 du -sh .gpu/*

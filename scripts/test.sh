@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: builds everything it needs (third-party parts cached outside the clone),
-# checks the layering rule, runs unit, tool and integration tests with ctest, then the engine
+# The whole test suite: checks every package-registry route from an empty directory (a warm cache
+# must not hide a broken install), builds everything it needs (third-party parts cached outside
+# the clone), checks the layering rule, runs unit, tool and integration tests with ctest, then the engine
 # unit tests again under ASan+UBSan, the module under ASan+UBSan in a live server for the
 # command suites (scripts/asan.sh), then each libFuzzer target for 10 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh
+deps_packages
+scripts/check-routes.sh
 deps_all
 
 # The engine never includes Redis (DESIGN.md): it must stay usable and testable without it.

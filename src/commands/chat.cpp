@@ -11,7 +11,7 @@ namespace infer::cmd {
 //   messages (SYSTEM, then USER) are templated with the model's chat template (chatml if the
 //   GGUF has none) ending with the assistant header; the answer is generated; then the session
 //   key is set to session + turn + answer + the template's end of message, tokenized, keeping
-//   its TTL. It equals the template applied to the whole conversation. Generation options are
+//   its TTL (a session that expired during the turn stays expired: see store_session). It equals the template applied to the whole conversation. Generation options are
 //   those of INFER.GENERATE (MAX_TOKENS, TEMPERATURE, ..., STORE, STREAM, WITHMETA).
 //   When session + turn + MAX_TOKENS exceeds the context: an error, or with TRUNCATE the
 //   oldest whole messages are dropped (from the session key too). One turn at a time per
@@ -61,13 +61,18 @@ int cmd_chat(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     const model & m = *inst->weights;
     check_max_tokens(*req, m.params().n_ctx);
     // The session so far (absent = new). Read in full: TRUNCATE may cut it to fit.
+    long long expire_at = -1;  // the session's expiry when the turn starts (store_session)
     {
         rm::rm_key k(static_cast<RedisModuleKey *>(RedisModule_OpenKey(ctx, argv[2], REDISMODULE_READ)));
         const bool exists = RedisModule_KeyType(k.get()) != REDISMODULE_KEYTYPE_EMPTY;
+        if (exists) {
+            const mstime_t at = RedisModule_GetAbsExpire(k.get());
+            expire_at = at == REDISMODULE_NO_EXPIRE ? -1 : at;
+        }
         k.reset();
         if (exists) read_token_key(ctx, argv[2], m, size_t(state().max_prompt_bytes / 4), req->prompt);
     }
-    submit_generation(ctx, *inst, std::move(req), out, std::string(rm::str(argv[2])));
+    submit_generation(ctx, *inst, std::move(req), out, std::string(rm::str(argv[2])), expire_at);
     return REDISMODULE_OK;
 }
 

@@ -5,16 +5,12 @@
 #include "commands/commands.h"
 
 #include "commands/args.h"
+#include "commands/generate.h"
 #include "commands/outputs.h"
 #include "redis/blocking.h"
 
 namespace infer::cmd {
 namespace {
-
-bool read_only_replica(RedisModuleCtx * ctx) {
-    const int flags = RedisModule_GetContextFlags(ctx);
-    return (flags & REDISMODULE_CTX_FLAGS_SLAVE) && (flags & REDISMODULE_CTX_FLAGS_READONLY);
-}
 
 std::string checked_text(std::string_view t, const char * what) {
     if (t.empty()) throw rm::reply_error(std::string("ERR the input is empty - got 0 bytes of ") + what + ", expected at least 1");
@@ -121,7 +117,7 @@ int cmd_embed(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         if (req->prompt.empty()) throw rm::reply_error("ERR the input is empty - got 0 tokens, expected at least 1");
     }
     const bool writes = !store.empty() || !vset.empty();
-    if (writes && read_only_replica(ctx)) throw rm::reply_error("READONLY You can't write against a read only replica.");
+    if (writes) require_writable(ctx);
     if (!store.empty()) {
         if (std::string err = check_string_or_empty(ctx, store); !err.empty()) throw rm::reply_error(err);
     }
@@ -182,7 +178,7 @@ int cmd_ingest(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         [who = write_as::caller(ctx), vset, key](RedisModuleCtx *, infer_result & res) {
             if (!res.error.empty()) return std::string();
             std::string err = add_vector(who, vset, key, res.embedding);
-            if (err.empty()) err = store_tokens(who, key, res.tokens, false);
+            if (err.empty()) err = store_tokens(who, key, res.tokens);
             return err;
         });
     return REDISMODULE_OK;

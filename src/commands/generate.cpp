@@ -22,7 +22,7 @@ constexpr option_def k_options[] = {
     {"PROMPT", -1},    {"TEXT", 1},     {"SYSTEM", 1},     {"USER", 1},        {"MAX_TOKENS", 1},
     {"TEMPERATURE", 1}, {"TOP_K", 1},   {"TOP_P", 1},      {"MIN_P", 1},       {"REPEAT_PENALTY", 1},
     {"SEED", 1},       {"STOP", 1},     {"TIMEOUT", 1},    {"STORE", 1},       {"STREAM", 1},
-    {"WITHMETA", 0},   {"IGNORE_EOS", 0}, {"NO_CACHE", 0}, {"TRUNCATE", 0},
+    {"WITHMETA", 0},   {"IGNORE_EOS", 0}, {"NO_CACHE", 0}, {"TRUNCATE", 0},   {"NO_SPECIAL", 0},
 };
 constexpr size_t k_max_stops = 16;
 constexpr size_t k_max_stop_len = 256;
@@ -36,7 +36,7 @@ const option_def * find_option(std::string_view a) {
 
 int reply_result(RedisModuleCtx * ctx, infer_result & r, bool meta) {
     if (!meta) return RedisModule_ReplyWithStringBuffer(ctx, r.text.data(), r.text.size());
-    RedisModule_ReplyWithMap(ctx, 9);
+    RedisModule_ReplyWithMap(ctx, 10);
     RedisModule_ReplyWithCString(ctx, "text");
     RedisModule_ReplyWithStringBuffer(ctx, r.text.data(), r.text.size());
     RedisModule_ReplyWithCString(ctx, "finish_reason");
@@ -47,6 +47,8 @@ int reply_result(RedisModuleCtx * ctx, infer_result & r, bool meta) {
     RedisModule_ReplyWithLongLong(ctx, r.completion_tokens);
     RedisModule_ReplyWithCString(ctx, "cached_tokens");
     RedisModule_ReplyWithLongLong(ctx, r.cached_tokens);
+    RedisModule_ReplyWithCString(ctx, "dropped_utf8_bytes");
+    RedisModule_ReplyWithLongLong(ctx, r.dropped_utf8_bytes);
     RedisModule_ReplyWithCString(ctx, "queue_ms");
     RedisModule_ReplyWithDouble(ctx, r.queue_ms);
     RedisModule_ReplyWithCString(ctx, "prefill_ms");
@@ -133,24 +135,33 @@ void check_max_tokens(const infer_request & req, size_t n_ctx) {
     }
 }
 
-rm::finalize_fn generation_writes(RedisModuleCtx * ctx, infer_request & req, const generation_outputs & out,
-                                  const std::string & session_key) {
+void require_writable(RedisModuleCtx * ctx) {
     const int flags = RedisModule_GetContextFlags(ctx);
-    const bool writes = !out.store_key.empty() || !out.stream_key.empty() || !session_key.empty();
-    if (writes && (flags & REDISMODULE_CTX_FLAGS_SLAVE) && (flags & REDISMODULE_CTX_FLAGS_READONLY)) {
+    if ((flags & REDISMODULE_CTX_FLAGS_SLAVE) && (flags & REDISMODULE_CTX_FLAGS_READONLY)) {
         throw rm::reply_error("READONLY You can't write against a read only replica.");
     }
+    // Redis evicted (under a policy) before running this command; over maxmemory still, a write
+    // command is refused here, up front, as deny-oom would - not half-way through its writes.
+    if (flags & REDISMODULE_CTX_FLAGS_OOM) {
+        throw rm::reply_error("OOM command not allowed when used memory > 'maxmemory'.");
+    }
+}
+
+rm::finalize_fn generation_writes(RedisModuleCtx * ctx, infer_request & req, const generation_outputs & out,
+                                  const std::string & session_key, long long session_expire_at) {
+    const bool writes = !out.store_key.empty() || !out.stream_key.empty() || !session_key.empty();
     if (!writes) return nullptr;
+    require_writable(ctx);
     const write_as who = write_as::caller(ctx);
     std::shared_ptr<stream_sink> sink;
     if (!out.stream_key.empty()) sink = stream_attach(who, out.stream_key, req);
-    return [sink, who, store = out.store_key, session_key](RedisModuleCtx *, infer_result & res) {
+    return [sink, who, store = out.store_key, session_key, session_expire_at](RedisModuleCtx *, infer_result & res) {
         std::string err;
         if (sink) err = stream_finish(*sink, res);
         if (!res.error.empty() || res.finish == finish_reason_cancelled) return err;
-        if (!store.empty() && err.empty()) err = store_tokens(who, store, res.tokens, false);
+        if (!store.empty() && err.empty()) err = store_tokens(who, store, res.tokens);
         if (!session_key.empty() && err.empty() && !res.session.empty()) {
-            err = store_tokens(who, session_key, res.session, /*keep_ttl=*/true);
+            err = store_session(who, session_key, res.session, session_expire_at);
         }
         return err;
     };
@@ -162,9 +173,9 @@ int generation_option_values(std::string_view arg) {
 }
 
 void submit_generation(RedisModuleCtx * ctx, model_instance & inst, std::unique_ptr<infer_request> req,
-                       const generation_outputs & out, const std::string & session_key) {
+                       const generation_outputs & out, const std::string & session_key, long long session_expire_at) {
     rm::require_blocking_allowed(ctx, req->chat.empty() ? "INFER.GENERATE" : "INFER.CHAT");
-    rm::finalize_fn finalize = generation_writes(ctx, *req, out, session_key);
+    rm::finalize_fn finalize = generation_writes(ctx, *req, out, session_key, session_expire_at);
     const bool meta = out.meta;
     rm::block_and_submit(ctx, *inst.sched, std::move(req),
                          [meta](RedisModuleCtx * c, infer_result & res) { return reply_result(c, res, meta); },
@@ -173,10 +184,11 @@ void submit_generation(RedisModuleCtx * ctx, model_instance & inst, std::unique_
 
 // INFER.GENERATE model (PROMPT key [key ...] | TEXT text) [MAX_TOKENS n] [TEMPERATURE t]
 //     [TOP_K k] [TOP_P p] [MIN_P p] [REPEAT_PENALTY r] [SEED s] [STOP str]... [TIMEOUT ms]
-//     [STORE key] [STREAM key] [IGNORE_EOS] [NO_CACHE] [WITHMETA]
+//     [STORE key] [STREAM key] [IGNORE_EOS] [NO_CACHE] [NO_SPECIAL] [WITHMETA]
 //   PROMPT keys are token keys (packed little-endian uint32), concatenated in order; they are
 //   read once, when the command arrives. TEXT is tokenized with special tokens parsed and BOS
-//   added when the model asks for it. Defaults: MAX_TOKENS 256, TEMPERATURE 0.8 (0 = greedy),
+//   added when the model asks for it; NO_SPECIAL tokenizes it as plain text, so untrusted text
+//   writing "<|im_start|>" stays text and never becomes a control token. Defaults: MAX_TOKENS 256, TEMPERATURE 0.8 (0 = greedy),
 //   TOP_K 40, TOP_P 0.95, MIN_P 0.05, REPEAT_PENALTY 1 (off), SEED random, no STOP (up to 16),
 //   no TIMEOUT. On TIMEOUT the text so far is returned with finish_reason "timeout".
 //   IGNORE_EOS generates exactly MAX_TOKENS tokens (as llama-server's ignore_eos; benchmarks).
@@ -190,6 +202,8 @@ void submit_generation(RedisModuleCtx * ctx, model_instance & inst, std::unique_
 //   or is a partial UTF-8 character is held back until it is settled.
 // Reply: the generated text; with WITHMETA a map: text, finish_reason
 //   (eos|length|stop|timeout|cancelled), prompt_tokens, completion_tokens, cached_tokens,
+//   dropped_utf8_bytes (the bytes of a last character generation cut short: the text is always
+//   valid UTF-8, invalid bytes a model produces become U+FFFD),
 //   queue_ms, prefill_ms, decode_ms, tokens_per_sec.
 // Errors: ERR no such model; ERR model is still loading; ERR token key '<k>' does not exist;
 //   WRONGTYPE (a prompt key, or a STORE key holding another type: then nothing is written);
@@ -208,7 +222,7 @@ int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     auto req = std::make_unique<infer_request>();
     req->kind = request_kind_generate;
     generation_outputs out;
-    bool have_prompt = false;
+    bool have_prompt = false, no_special = false;
     std::vector<RedisModuleString *> keys;
     arg_reader r(argv, argc, 2);
     while (!r.done()) {
@@ -227,11 +241,17 @@ int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
             }
             if (t.empty()) throw rm::reply_error("ERR the prompt is empty - got 0 bytes of TEXT, expected at least 1");
             req->text = std::string(t);
+        } else if (r.match("NO_SPECIAL")) {
+            no_special = true;
         } else if (!parse_generation_option(r, *req, out)) {
             r.unknown_option("INFER.GENERATE");
         }
     }
     if (!have_prompt) throw rm::reply_error("ERR missing PROMPT or TEXT");
+    if (no_special && !keys.empty()) {
+        throw rm::reply_error("ERR NO_SPECIAL applies to TEXT - PROMPT keys are token ids already");
+    }
+    req->parse_special = !no_special;
 
     auto inst = ready_model(rm::str(argv[1]));
     const model & m = *inst->weights;
@@ -247,7 +267,7 @@ int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     } else {
         check_max_tokens(*req, n_ctx);
     }
-    submit_generation(ctx, *inst, std::move(req), out, "");
+    submit_generation(ctx, *inst, std::move(req), out, "", -1);
     return REDISMODULE_OK;
 }
 

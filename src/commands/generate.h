@@ -28,17 +28,22 @@ void declare_generation_keys(RedisModuleCtx * ctx, RedisModuleString ** argv, in
 // MAX_TOKENS must leave room for at least one prompt token in the per-slot context.
 void check_max_tokens(const infer_request & req, size_t n_ctx);
 
+// Throws READONLY on a read-only replica and OOM over maxmemory: for commands about to write.
+void require_writable(RedisModuleCtx * ctx);
+
 // STORE/STREAM (and a chat session) for req: attaches the stream sink and returns the writes to
-// run before the reply (nullptr if none). Throws READONLY on a read-only replica.
+// run before the reply (nullptr if none). Throws as require_writable when there are writes.
+// session_expire_at: the session key's absolute expiry (Unix ms) when the turn started, or -1.
 rm::finalize_fn generation_writes(RedisModuleCtx * ctx, infer_request & req, const generation_outputs & out,
-                                  const std::string & session_key);
+                                  const std::string & session_key, long long session_expire_at = -1);
 
 // How many values follow a GENERATE option (-1: keys up to the next option), -2 if arg is not one.
 int generation_option_values(std::string_view arg);
 
-// Blocks the client and posts req; the reply callback writes STREAM's last entry, STORE and
-// (for chat) the session key, then replies. Throws reply_error if it cannot block or post.
+// Blocks the client and posts req; when it is done, STREAM's last entry, STORE and (for chat)
+// the session key are written, then the client gets its reply. Throws reply_error if it cannot
+// block or post.
 void submit_generation(RedisModuleCtx * ctx, model_instance & inst, std::unique_ptr<infer_request> req,
-                       const generation_outputs & out, const std::string & session_key);
+                       const generation_outputs & out, const std::string & session_key, long long session_expire_at);
 
 }  // namespace infer::cmd

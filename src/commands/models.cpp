@@ -1,6 +1,11 @@
 // Model management: INFER.LOAD, INFER.UNLOAD, INFER.MODELS and MODEL module arguments.
 // Loading and unloading happen on the registry's loader thread; the calling client is blocked,
-// the server is not.
+// the server is not. The registry's typed outcomes are worded here (registry_error_text).
+//
+// The registry is replicated state (registry_persistence.cpp): a replica follows its primary's,
+// so it applies LOAD/UNLOAD arriving over the master link (and from its AOF) and refuses them
+// from its own clients with READONLY - a writable replica (replica-read-only no) too, since a
+// local change would diverge from the primary and be undone or kept by chance at the next sync.
 #include "commands/commands.h"
 
 #include "commands/args.h"
@@ -64,14 +69,43 @@ load_args parse_load(RedisModuleString ** argv, int argc, int pos, bool allow_re
     return a;
 }
 
-// Commands that arrive over the master link or from the AOF cannot block anybody: they start
-// the work and answer at once.
+// Commands that arrive over the master link (REDISMODULE_CTX_FLAGS_REPLICATED: the client is
+// the master) or from the AOF cannot block anybody: they start the work and answer at once.
 bool from_replication_or_aof(RedisModuleCtx * ctx) {
     return RedisModule_GetContextFlags(ctx) & (REDISMODULE_CTX_FLAGS_REPLICATED | REDISMODULE_CTX_FLAGS_LOADING);
 }
 
-void log_background_load(const std::string & name, const std::string & err) {
-    if (!err.empty()) rm::log("warning", "background load of model " + name + " failed: " + err);
+// A replica's own clients may not change its registry (see the top of this file). The text is
+// Redis's own for a write on a replica, so clients handle it as they do for SET.
+void refuse_on_replica(RedisModuleCtx * ctx) {
+    if (RedisModule_GetContextFlags(ctx) & REDISMODULE_CTX_FLAGS_SLAVE) {
+        throw rm::reply_error("READONLY You can't write against a read only replica.");
+    }
+}
+
+// The reply for a registry outcome; "" for registry_status_ok.
+std::string registry_error_text(const std::string & name, const registry_result & r) {
+    switch (r.status) {
+    case registry_status_ok: return "";
+    case registry_status_shutting_down: return "ERR the module is shutting down";
+    case registry_status_name_taken: return "ERR model " + quote(name) + " is already loaded - use REPLACE to swap it";
+    case registry_status_already_loading: return "ERR model " + quote(name) + " is already being loaded";
+    case registry_status_no_such_model: return "ERR no such model " + quote(name);
+    case registry_status_load_failed: return "ERR cannot load model " + quote(name) + " - " + r.detail;
+    case registry_status_load_cancelled: return "ERR model " + quote(name) + " was unloaded before its load finished";
+    }
+    return "ERR internal error";
+}
+
+std::string registry_error_text(const std::string & name, registry_status st) { return registry_error_text(name, {st, ""}); }
+
+// A load nobody waits for (replication, AOF, RDB): a failure is a warning in the log, a cancel
+// (an UNLOAD, shutdown) is not.
+void log_background_load(const std::string & name, const registry_result & r) {
+    if (r.status == registry_status_ok) return;
+    const bool cancelled = r.status == registry_status_load_cancelled || r.status == registry_status_shutting_down;
+    rm::log(cancelled ? "notice" : "warning",
+            "background load of model " + name + (cancelled ? " stopped: " : " failed: ") + registry_error_text(name, r));
 }
 
 }  // namespace
@@ -81,7 +115,9 @@ std::string load_model_in_background(const std::string & name, const std::string
     if (!resolved) return "model path not found or not a regular file inside infer.model-dir - got " + quote(path);
     p.path = *resolved;
     p.queue_max = uint32_t(state().queue_max);
-    return state().registry.load_async(name, p, false, [name](const std::string & e) { log_background_load(name, e); });
+    const registry_status st =
+        state().registry.load_async(name, p, false, [name](const registry_result & r) { log_background_load(name, r); });
+    return registry_error_text(name, st);
 }
 
 // INFER.LOAD name path [CTX n] [SLOTS n] [BATCH n] [GPU_LAYERS n] [THREADS n] [EMBEDDING] [REPLACE]
@@ -97,37 +133,43 @@ std::string load_model_in_background(const std::string & name, const std::string
 // Reply: +OK once the model is ready. The command is propagated to replicas and the AOF, and
 //   the registry is part of the RDB (registry_persistence.cpp): replicas load the same models
 //   from their own infer.model-dir, and a restart loads them again in the background.
-// Errors: ERR infer.model-dir is not set; ERR model path not found or not a regular file inside
-//   infer.model-dir - got '<path>'; ERR model '<name>' is already loaded - use REPLACE to swap it;
-//   ERR model '<name>' is already being loaded; ERR cannot load model '<name>' - <reason>;
-//   ERR invalid model name; range errors for the numbers; ERR unknown option; wrong arity.
+// Errors: READONLY You can't write against a read only replica. (on any replica, before the
+//   arguments are read); ERR infer.model-dir is not set; ERR model path not found or not a
+//   regular file inside infer.model-dir - got '<path>'; ERR model '<name>' is already loaded -
+//   use REPLACE to swap it; ERR model '<name>' is already being loaded; ERR cannot load model
+//   '<name>' - <reason>; ERR model '<name>' was unloaded before its load finished (an UNLOAD
+//   cancelled it); ERR the module is shutting down; ERR invalid model name; range errors for
+//   the numbers; ERR unknown option; wrong arity.
 int cmd_load(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     if (argc < 3) return RedisModule_WrongArity(ctx);
+    const bool replicated = from_replication_or_aof(ctx);
+    if (!replicated) refuse_on_replica(ctx);
     load_args a = parse_load(argv, argc, 1, true);
-    if (from_replication_or_aof(ctx)) {
+    if (replicated) {
         // Idempotent: a replica may already have it from the RDB it synced with.
         const auto have = state().registry.find(a.name);
         if ((have && have->weights->params().path == a.path && !a.replace) || state().registry.is_loading(a.name)) {
             return RedisModule_ReplyWithSimpleString(ctx, "OK");
         }
         const std::string name = a.name;
-        const std::string err = state().registry.load_async(a.name, a.params, true, [name](const std::string & e) {
-            log_background_load(name, e);
+        const registry_status st = state().registry.load_async(a.name, a.params, true, [name](const registry_result & r) {
+            log_background_load(name, r);
         });
-        if (!err.empty()) log_background_load(name, err);
+        log_background_load(name, {st, ""});
         return RedisModule_ReplyWithSimpleString(ctx, "OK");
     }
     rm::require_blocking_allowed(ctx, "INFER.LOAD");
     const rm::pending_reply pending = rm::block_client(ctx, std::make_shared<request_control>(),
         [](RedisModuleCtx * c, infer_result &) { return RedisModule_ReplyWithSimpleString(c, "OK"); });
-    const std::string err = state().registry.load_async(a.name, a.params, a.replace, [pending](const std::string & e) {
+    const std::string name = a.name;
+    const registry_status st = state().registry.load_async(a.name, a.params, a.replace, [pending, name](const registry_result & res) {
         infer_result r;
-        r.error = e;
+        r.error = registry_error_text(name, res);
         pending.complete(std::move(r));
     });
-    if (!err.empty()) {
+    if (st != registry_status_ok) {
         pending.abort();
-        throw rm::reply_error(err);
+        throw rm::reply_error(registry_error_text(name, st));
     }
     RedisModule_ReplicateVerbatim(ctx);  // replicas and the AOF load it too
     return REDISMODULE_OK;
@@ -135,9 +177,11 @@ int cmd_load(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
 
 // INFER.UNLOAD name
 //   Removes the model at once (new requests get "no such model"); queued requests get
-//   "ERR model '<name>' was unloaded", running ones end with that error too; the reply comes
-//   once its memory is returned.
-// Reply: +OK.  Errors: ERR no such model '<name>'; ERR model '<name>' is still loading; arity.
+//   "ERR model '<name>' was unloaded", running ones end with that error too; a load of the name
+//   in progress (or a REPLACE) is cancelled, and its client gets "ERR model '<name>' was
+//   unloaded before its load finished". The reply comes once the memory is returned.
+// Reply: +OK.  Errors: READONLY You can't write against a read only replica. (on any replica);
+//   ERR no such model '<name>'; ERR the module is shutting down; arity.
 //   Propagated to replicas and the AOF like INFER.LOAD.
 int cmd_unload(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     if (argc != 2) return RedisModule_WrongArity(ctx);
@@ -146,17 +190,18 @@ int cmd_unload(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         state().registry.unload_async(name, nullptr);  // "no such model" is fine here
         return RedisModule_ReplyWithSimpleString(ctx, "OK");
     }
+    refuse_on_replica(ctx);
     rm::require_blocking_allowed(ctx, "INFER.UNLOAD");
     const rm::pending_reply pending = rm::block_client(ctx, std::make_shared<request_control>(),
         [](RedisModuleCtx * c, infer_result &) { return RedisModule_ReplyWithSimpleString(c, "OK"); });
-    const std::string err = state().registry.unload_async(name, [pending](const std::string & e) {
+    const registry_status st = state().registry.unload_async(name, [pending, name](const registry_result & res) {
         infer_result r;
-        r.error = e;
+        r.error = registry_error_text(name, res);
         pending.complete(std::move(r));
     });
-    if (!err.empty()) {
+    if (st != registry_status_ok) {
         pending.abort();
-        throw rm::reply_error(err);
+        throw rm::reply_error(registry_error_text(name, st));
     }
     RedisModule_ReplicateVerbatim(ctx);
     return REDISMODULE_OK;
@@ -218,10 +263,13 @@ int models_from_module_args(RedisModuleCtx * ctx, RedisModuleString ** argv, int
         try {
             const load_args a = parse_load(argv, end, i + 1, false);
             const std::string name = a.name;
-            const std::string err = state().registry.load_async(a.name, a.params, false, [name](const std::string & e) {
-                if (!e.empty()) rm::log("warning", "start-up load of model " + name + " failed: " + e);
+            const registry_status st = state().registry.load_async(a.name, a.params, false, [name](const registry_result & r) {
+                if (r.status != registry_status_ok) {
+                    rm::log(r.status == registry_status_load_failed ? "warning" : "notice",
+                            "start-up load of model " + name + " did not finish: " + registry_error_text(name, r));
+                }
             });
-            if (!err.empty()) throw rm::reply_error(err);
+            if (st != registry_status_ok) throw rm::reply_error(registry_error_text(name, st));
         } catch (const std::exception & e) {
             RedisModule_Log(ctx, "warning", "bad MODEL module argument: %s", e.what());
             return REDISMODULE_ERR;

@@ -1,20 +1,24 @@
 // See outputs.h.
 #include "commands/outputs.h"
 
+#include "redis/main_jobs.h"
+
 #include <mutex>
 
 namespace infer::cmd {
 namespace {
 
 RedisModuleCtx * g_ctx = nullptr;  // detached; used on the main thread only
+constexpr long long k_keep_ttl = -2;  // set_token_key: SET ... KEEPTTL
 
 // Runs fn with g_ctx selected to the caller's db, once the caller's ACL user may write `key`
 // (key permissions: the user needs @infer, not +set or +xadd). Main thread only.
 template <class F>
 std::string as_caller(const write_as & who, const std::string & key, int key_flags, F && fn) {
     if (key_flags != REDISMODULE_CMD_KEY_ACCESS) {
-        // The node may have been paused for a failover or demoted since the command arrived.
-        if (RedisModule_AvoidReplicaTraffic()) return "TRYAGAIN writes are paused for a failover - nothing written";
+        // Writes run as main_jobs write jobs, which wait out a pause; this is the backstop.
+        if (RedisModule_AvoidReplicaTraffic()) return "TRYAGAIN writes are paused - nothing written";
+        // The node may have been demoted since the command arrived.
         const int flags = RedisModule_GetContextFlags(nullptr);
         if ((flags & REDISMODULE_CTX_FLAGS_SLAVE) && (flags & REDISMODULE_CTX_FLAGS_READONLY)) {
             return "READONLY You can't write against a read only replica.";
@@ -59,8 +63,8 @@ public:
 
     // Scheduler thread.
     void push(const std::vector<token> & ids, const std::string & text);
-    // Main thread.
-    std::string flush();
+    // Main thread (main_jobs write jobs).
+    void flush();
     std::string finish(const infer_result & res);
 
 private:
@@ -68,28 +72,10 @@ private:
     std::string key_;
     std::mutex mu_;
     std::string text_;
-    std::string ids_;   // comma-separated
+    std::string ids_;    // comma-separated
     bool queued_ = false;
-    std::string error_;  // first write error, reported with the reply
+    std::string error_;  // main thread: the first write that failed; nothing is appended after it
 };
-
-namespace {
-
-std::mutex g_dirty_mu;
-std::vector<std::shared_ptr<stream_sink>> g_dirty;
-bool g_flush_scheduled = false;
-
-void flush_all(void *) {
-    std::vector<std::shared_ptr<stream_sink>> dirty;
-    {
-        std::lock_guard lk(g_dirty_mu);
-        dirty.swap(g_dirty);
-        g_flush_scheduled = false;
-    }
-    for (auto & s : dirty) s->flush();
-}
-
-}  // namespace
 
 void stream_sink::push(const std::vector<token> & ids, const std::string & text) {
     {
@@ -102,17 +88,11 @@ void stream_sink::push(const std::vector<token> & ids, const std::string & text)
         if (queued_) return;
         queued_ = true;
     }
-    bool schedule = false;
-    {
-        std::lock_guard lk(g_dirty_mu);
-        g_dirty.push_back(shared_from_this());
-        schedule = !g_flush_scheduled;
-        g_flush_scheduled = true;
-    }
-    if (schedule) RedisModule_EventLoopAddOneShot(flush_all, nullptr);
+    // One job per sink per main-thread turn, however many steps pushed meanwhile.
+    rm::post_main_job(rm::job_kind::write, [self = shared_from_this()] { self->flush(); });
 }
 
-std::string stream_sink::flush() {
+void stream_sink::flush() {
     std::string text, ids;
     {
         std::lock_guard lk(mu_);
@@ -120,25 +100,27 @@ std::string stream_sink::flush() {
         ids.swap(ids_);
         queued_ = false;
     }
-    if (text.empty() && ids.empty()) return "";
-    const std::string err = as_caller(who_, key_, REDISMODULE_CMD_KEY_INSERT, [&] {
-        rm::rm_call_reply r(RedisModule_Call(g_ctx, "XADD", "!EMbccbcb", key_.data(), key_.size(), "*", "text",
+    // A stream with a hole must not look whole: after a failed write nothing more is appended.
+    if (!error_.empty() || (text.empty() && ids.empty())) return;
+    error_ = as_caller(who_, key_, REDISMODULE_CMD_KEY_INSERT, [&] {
+        rm::rm_call_reply r(RedisModule_Call(g_ctx, "XADD", "!Ebccbcb", key_.data(), key_.size(), "*", "text",
                                              text.data(), text.size(), "tokens", ids.data(), ids.size()));
         return reply_error_text(r.get());
     });
-    if (!err.empty() && error_.empty()) error_ = err;
-    return err;
 }
 
 std::string stream_sink::finish(const infer_result & res) {
     flush();
+    // After a failed write the last entry carries that error (if it can be written at all), and
+    // the reply is that error: the stream ended early, whatever the generation did.
+    const std::string & error = error_.empty() ? res.error : error_;
     const std::string err = as_caller(who_, key_, REDISMODULE_CMD_KEY_INSERT, [&] {
         rm::rm_call_reply r;
-        if (!res.error.empty()) {
-            r.reset(RedisModule_Call(g_ctx, "XADD", "!EMbccb", key_.data(), key_.size(), "*", "error",
-                                     res.error.data(), res.error.size()));
+        if (!error.empty()) {
+            r.reset(RedisModule_Call(g_ctx, "XADD", "!Ebccb", key_.data(), key_.size(), "*", "error", error.data(),
+                                     error.size()));
         } else {
-            r.reset(RedisModule_Call(g_ctx, "XADD", "!EMbcccclclcl", key_.data(), key_.size(), "*", "finish_reason",
+            r.reset(RedisModule_Call(g_ctx, "XADD", "!Ebcccclclcl", key_.data(), key_.size(), "*", "finish_reason",
                                      finish_reason_name(res.finish), "prompt_tokens", (long long) res.prompt_tokens,
                                      "completion_tokens", (long long) res.completion_tokens, "cached_tokens",
                                      (long long) res.cached_tokens));
@@ -204,7 +186,7 @@ std::string add_vector(const write_as & who, const std::string & vset, const std
                    ", the set has " + std::to_string(dim) + " (embedded with another model?)";
         }
         static_assert(sizeof(float) == 4, "FP32 blobs");
-        rm::rm_call_reply r(RedisModule_Call(g_ctx, "VADD", "!EMbcbb", vset.data(), vset.size(), "FP32",
+        rm::rm_call_reply r(RedisModule_Call(g_ctx, "VADD", "!Ebcbb", vset.data(), vset.size(), "FP32",
                                              reinterpret_cast<const char *>(v.data()), v.size() * sizeof(float),
                                              element.data(), element.size()));
         return reply_error_text(r.get());
@@ -214,24 +196,55 @@ std::string add_vector(const write_as & who, const std::string & vset, const std
 std::string store_blob(const write_as & who, const std::string & key, std::string_view blob) {
     return as_caller(who, key, REDISMODULE_CMD_KEY_UPDATE, [&] {
         if (std::string err = check_string_or_empty(g_ctx, key); !err.empty()) return err;
-        rm::rm_call_reply r(RedisModule_Call(g_ctx, "SET", "!EMbb", key.data(), key.size(), blob.data(), blob.size()));
+        rm::rm_call_reply r(RedisModule_Call(g_ctx, "SET", "!Ebb", key.data(), key.size(), blob.data(), blob.size()));
         return reply_error_text(r.get());
     });
 }
 
-std::string store_tokens(const write_as & who, const std::string & key, const std::vector<token> & ids, bool keep_ttl) {
+namespace {
+
+// SET key blob [extra], after checking the key holds a string or nothing (WRONGTYPE otherwise).
+// No 'M' flag: the command that asked for this write was admitted (deny-oom commands are refused
+// up front); under an eviction policy a write over maxmemory is caught up with by eviction, as
+// after a client's own write, instead of failing half-way through a request.
+std::string set_token_key(const std::string & key, const std::string & blob, long long pxat) {
+    rm::rm_string k(RedisModule_CreateString(g_ctx, key.data(), key.size()), rm::string_freer{g_ctx});
+    rm::rm_key h(static_cast<RedisModuleKey *>(RedisModule_OpenKey(g_ctx, k.get(), REDISMODULE_READ)));
+    const int type = RedisModule_KeyType(h.get());
+    h.reset();
+    if (type != REDISMODULE_KEYTYPE_EMPTY && type != REDISMODULE_KEYTYPE_STRING) {
+        return std::string("WRONGTYPE Operation against a key holding the wrong kind of value");
+    }
+    rm::rm_call_reply r;
+    if (pxat == k_keep_ttl && type != REDISMODULE_KEYTYPE_EMPTY) {
+        r.reset(RedisModule_Call(g_ctx, "SET", "!Ebbc", key.data(), key.size(), blob.data(), blob.size(), "KEEPTTL"));
+    } else if (pxat >= 0) {
+        r.reset(RedisModule_Call(g_ctx, "SET", "!Ebbcl", key.data(), key.size(), blob.data(), blob.size(), "PXAT", pxat));
+    } else {
+        r.reset(RedisModule_Call(g_ctx, "SET", "!Ebb", key.data(), key.size(), blob.data(), blob.size()));
+    }
+    return reply_error_text(r.get());
+}
+
+}  // namespace
+
+std::string store_tokens(const write_as & who, const std::string & key, const std::vector<token> & ids) {
+    const std::string blob = tokens_to_blob(ids);
+    return as_caller(who, key, REDISMODULE_CMD_KEY_UPDATE, [&] { return set_token_key(key, blob, -1); });
+}
+
+std::string store_session(const write_as & who, const std::string & key, const std::vector<token> & ids,
+                          long long expire_at_start) {
     const std::string blob = tokens_to_blob(ids);
     return as_caller(who, key, REDISMODULE_CMD_KEY_UPDATE, [&] {
+        // Still there: keep whatever expiry it has now (an EXPIRE or PERSIST during the turn
+        // wins). Gone (expired or deleted during the turn): the expiry it had when the turn
+        // started - already past, SET does not create it, so an expiring session stays expired.
         rm::rm_string k(RedisModule_CreateString(g_ctx, key.data(), key.size()), rm::string_freer{g_ctx});
         rm::rm_key h(static_cast<RedisModuleKey *>(RedisModule_OpenKey(g_ctx, k.get(), REDISMODULE_READ)));
-        const int type = RedisModule_KeyType(h.get());
+        const bool exists = RedisModule_KeyType(h.get()) != REDISMODULE_KEYTYPE_EMPTY;
         h.reset();
-        if (type != REDISMODULE_KEYTYPE_EMPTY && type != REDISMODULE_KEYTYPE_STRING) {
-            return std::string("WRONGTYPE Operation against a key holding the wrong kind of value");
-        }
-        rm::rm_call_reply r(keep_ttl ? RedisModule_Call(g_ctx, "SET", "!EMbbc", key.data(), key.size(), blob.data(), blob.size(), "KEEPTTL")
-                                     : RedisModule_Call(g_ctx, "SET", "!EMbb", key.data(), key.size(), blob.data(), blob.size()));
-        return reply_error_text(r.get());
+        return set_token_key(key, blob, exists ? k_keep_ttl : expire_at_start);
     });
 }
 

@@ -3,11 +3,13 @@
 //
 // Every write is a Redis command run on the main thread through one module-owned context,
 // selected to the caller's database, after checking the caller's ACL key permissions for the
-// key (so `-@all +@infer ~in:*` may write in:* keys), with '!' (replicated and
-// AOF'd like the client's own XADD/SET) and 'M' (refused under OOM). Stream entries: the
-// scheduler thread pushes text and ids into a stream_sink; the first push after a flush
-// schedules one event-loop one-shot, which writes every pending sink, so a busy model costs
-// one main-thread wakeup per step, not one per token.
+// key (so `-@all +@infer ~in:*` may write in:* keys), with '!' (replicated and AOF'd like the
+// client's own XADD/SET). Every write runs as a main_jobs write job (redis/main_jobs.h): never
+// while Redis loads, flushes or runs a script, never while writes are paused. Stream entries:
+// the scheduler thread pushes text and ids into a stream_sink; the first push after a flush
+// posts one job for that sink, so a busy model costs one main-thread wakeup per step, not one
+// per token. The first failed write ends the stream: nothing is appended after it but an
+// `error` entry, and the request's reply is that error.
 #pragma once
 
 #include "engine/request.h"
@@ -57,8 +59,14 @@ std::string store_blob(const write_as & who, const std::string & key, std::strin
 // A STRING key's type check without writing: "" if key is absent or a string, else WRONGTYPE.
 std::string check_string_or_empty(RedisModuleCtx * ctx, const std::string & key);
 
-// SET key to the packed ids (KEEPTTL when keep_ttl). A key of another type is left alone and
-// WRONGTYPE returned. Returns "" or the error reply.
-std::string store_tokens(const write_as & who, const std::string & key, const std::vector<token> & ids, bool keep_ttl);
+// SET key to the packed ids. A key of another type is left alone and WRONGTYPE returned.
+// Returns "" or the error reply.
+std::string store_tokens(const write_as & who, const std::string & key, const std::vector<token> & ids);
+
+// A chat session's write: the key keeps the expiry it has now; if it expired or was deleted
+// during the turn, it gets the absolute expiry it had when the turn started (expire_at_start,
+// Unix ms, or -1 for none) - past, so it stays gone. A session never becomes immortal.
+std::string store_session(const write_as & who, const std::string & key, const std::vector<token> & ids,
+                          long long expire_at_start);
 
 }  // namespace infer::cmd

@@ -13,6 +13,7 @@
 #include "commands/generate.h"
 #include "commands/outputs.h"
 #include "redis/blocking.h"
+#include "redis/main_jobs.h"
 
 #include <chrono>
 #include <cstdlib>
@@ -297,7 +298,7 @@ int cmd_rag(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         ctx, req->control,
         [call](RedisModuleCtx * c, infer_result & res) {
             const rag_call * view = call.get();
-            RedisModule_ReplyWithMap(c, 2 + (view->meta ? 9 : 0) + (view->with_prompt ? 1 : 0));
+            RedisModule_ReplyWithMap(c, 2 + (view->meta ? 10 : 0) + (view->with_prompt ? 1 : 0));
             RedisModule_ReplyWithCString(c, "answer");
             RedisModule_ReplyWithStringBuffer(c, res.text.data(), res.text.size());
             RedisModule_ReplyWithCString(c, "sources");
@@ -321,6 +322,7 @@ int cmd_rag(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
                 ki("prompt_tokens", res.prompt_tokens);
                 ki("completion_tokens", res.completion_tokens);
                 ki("cached_tokens", res.cached_tokens);
+                ki("dropped_utf8_bytes", res.dropped_utf8_bytes);
                 kv("embed_ms", view->embed_ms);
                 kv("search_ms", view->search_ms);
                 kv("queue_ms", res.queue_ms);
@@ -341,7 +343,9 @@ int cmd_rag(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     embed_req->on_done = [raw](infer_result && res) {
         raw->embed_ms = res.queue_ms + res.prefill_ms;
         raw->embedded = std::move(res);
-        RedisModule_EventLoopAddOneShot(search_and_generate, raw);
+        // VSIM and the chunk reads touch the keyspace: a main_jobs read job, never while Redis
+        // loads or flushes (an event-loop one-shot could run in the middle of either).
+        rm::post_main_job(rm::job_kind::read, [raw] { search_and_generate(raw); });
     };
     const submit_status st = emb->sched->submit(embed_req);
     if (st != submit_status_ok) {

@@ -88,12 +88,12 @@ int cmd_tokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         });
         return REDISMODULE_OK;
     }
-    // The key is written in the reply callback, on the main thread, replicated (outputs.h).
+    // The key is written on the main thread before the reply, replicated (outputs.h).
     rm::block_and_submit(
         ctx, *inst->sched, std::move(req),
         [](RedisModuleCtx * c, infer_result & res) { return RedisModule_ReplyWithLongLong(c, (long long) res.tokens.size()); },
         [who = write_as::caller(ctx), key = std::string(rm::str(store))](RedisModuleCtx *, infer_result & res) {
-            return res.error.empty() ? store_tokens(who, key, res.tokens, false) : std::string();
+            return res.error.empty() ? store_tokens(who, key, res.tokens) : std::string();
         });
     return REDISMODULE_OK;
 }

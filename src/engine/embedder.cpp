@@ -1,5 +1,6 @@
 // See embedder.h.
 #include "engine/embedder.h"
+#include "engine/utf8.h"
 
 #include "engine/backend.h"
 
@@ -217,7 +218,7 @@ void embedder::step(std::deque<std::unique_ptr<infer_request>> & intake) {
             complete(*r, std::move(res));
         } else if (r->kind == request_kind_detokenize) {
             infer_result res;
-            res.text = model_->detokenize(r->prompt);
+            res.text = utf8_repair(model_->detokenize(r->prompt));
             complete(*r, std::move(res));
         } else if (r->kind != request_kind_embed) {
             infer_result res;

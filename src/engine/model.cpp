@@ -35,7 +35,9 @@ model_params model_default_params() {
     return p;
 }
 
-std::shared_ptr<model> model::load(const model_params & params, std::string & err) {
+std::shared_ptr<model> model::load(const model_params & params, std::string & err, const std::atomic<bool> * cancel) {
+    const auto cancelled = [cancel] { return cancel && cancel->load(std::memory_order_relaxed); };
+    if (cancelled()) return nullptr;
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = params.n_gpu_layers;
     // Read the weights into memory instead of mmapping the file: a GGUF truncated or rewritten
@@ -45,8 +47,18 @@ std::shared_ptr<model> model::load(const model_params & params, std::string & er
     mp.lazy_mode = LLAMA_LAZY_MODE_OFF;
     // The guard turns llama.cpp's asserts on the file's contents into a failed load (see
     // backend.h); it covers the template probing below too, which tokenizes.
+    // Returning false from the progress callback makes llama.cpp stop before the next tensor,
+    // free the model and return nullptr. It also replaces llama.cpp's default callback, which
+    // only prints progress dots to stderr.
+    if (cancel) {
+        mp.progress_callback = [](float, void * flag) {
+            return !static_cast<const std::atomic<bool> *>(flag)->load(std::memory_order_relaxed);
+        };
+        mp.progress_callback_user_data = const_cast<std::atomic<bool> *>(cancel);
+    }
     abort_guard guard;
     llama_model_ptr m(llama_model_load_from_file(params.path.c_str(), mp));
+    if (cancelled()) return nullptr;  // m, if the load got to its end anyway, is freed here
     if (!m) {
         err = "llama.cpp could not load the file (see the server log)";
         return nullptr;

@@ -9,6 +9,7 @@
 
 #include <llama-cpp.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <stdexcept>
@@ -53,7 +54,13 @@ class model {
 public:
     // Loads the weights. Returns nullptr and sets err on failure (llama.cpp's own reason is in
     // the log). Slow: call it off the main thread.
-    static std::shared_ptr<model> load(const model_params & params, std::string & err);
+    // cancel (may be null) is read once per tensor while the weights are read (llama.cpp's
+    // progress callback), and again before and after: once it is true the load stops, frees
+    // everything it allocated and returns nullptr with err empty. What cannot be interrupted is
+    // reading the header and the vocabulary, and one tensor (a few tens of ms each for a 0.6B
+    // model read from the page cache).
+    static std::shared_ptr<model> load(const model_params & params, std::string & err,
+                                       const std::atomic<bool> * cancel = nullptr);
 
     const model_info & info() const { return info_; }
     const model_params & params() const { return params_; }

@@ -1,10 +1,21 @@
 // See rag_prompt.h.
 #include "engine/rag_prompt.h"
 
+#include "engine/chat_prompt.h"
+
 namespace infer {
 namespace {
 
 void append(std::vector<token> & out, const std::vector<token> & t) { out.insert(out.end(), t.begin(), t.end()); }
+
+// Chunks and SYSTEM_KEY are token keys anyone with write access to them could fill with control
+// ids; they are content, so a control token in them goes in as its text, never as markup.
+void append_content(const model & m, std::vector<token> & out, const std::vector<token> & t) {
+    bool control = false;
+    for (token x : t) control = control || is_control_token(m, x);
+    if (!control) return append(out, t);
+    append(out, m.tokenize(m.detokenize(t), /*parse_special=*/false, /*add_bos=*/false));
+}
 
 }  // namespace
 
@@ -35,12 +46,13 @@ std::string rag_prompt_build(const model & m, const rag_input & in, std::vector<
     // Template markup is parsed for special tokens; the system text, question and separators
     // are text (a question containing "<|im_end|>" must not close the turn).
     append(out, m.tokenize(head, /*parse_special=*/true, /*add_bos=*/true));
-    append(out, in.system_tokens.empty() ? m.tokenize(in.system, false, false) : in.system_tokens);
+    if (in.system_tokens.empty()) append(out, m.tokenize(in.system, false, false));
+    else append_content(m, out, in.system_tokens);
     append(out, system_in_user ? m.tokenize("\n\n", false, false) : m.tokenize(middle, true, false));
     append(out, m.tokenize("Context:\n", false, false));
     const std::vector<token> sep = m.tokenize("\n\n", false, false);
     for (const auto & c : in.chunks) {
-        append(out, c);
+        append_content(m, out, c);
         append(out, sep);
     }
     append(out, m.tokenize("Question: " + in.question, false, false));

@@ -84,6 +84,7 @@ struct infer_result {
     int32_t prompt_tokens = 0;
     int32_t completion_tokens = 0;
     int32_t cached_tokens = 0;    // prompt tokens whose KV was reused, not prefilled
+    int32_t dropped_utf8_bytes = 0;  // generate: bytes of a last character cut short, dropped
     std::vector<token> session;   // chat: the whole conversation after this turn, as tokens
     double queue_ms = 0;          // posted -> admitted to a slot
     double prefill_ms = 0;        // admitted -> first token sampled

@@ -6,8 +6,10 @@
 #include "engine/scheduler.h"
 
 #include "engine/backend.h"
+#include "engine/chat_prompt.h"
 #include "engine/rag_prompt.h"
 #include "engine/sampling.h"
+#include "engine/utf8.h"
 
 #include <pthread.h>
 
@@ -35,7 +37,7 @@ struct scheduler::slot {
     size_t streamed = 0;        // bytes of text already passed to on_stream
     std::vector<token> unstreamed;  // generated ids not yet passed to on_stream
     size_t chat_kept = 0;       // chat: session tokens kept at the front of the prompt
-    std::string chat_turn;      // chat: the templated new messages
+    std::vector<prompt_piece> chat_turn;  // chat: the templated new messages (markup, content)
     clock_type::time_point t_admit, t_first;
 };
 
@@ -43,17 +45,6 @@ namespace {
 
 double ms_between(clock_type::time_point a, clock_type::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-// Bytes at the end of s that start a UTF-8 sequence not yet complete (0 if none).
-size_t utf8_incomplete_tail(const std::string & s) {
-    for (size_t k = 1; k <= 3 && k <= s.size(); ++k) {
-        const unsigned char c = (unsigned char) s[s.size() - k];
-        if ((c & 0xC0) == 0x80) continue;  // continuation byte: look further back
-        const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-        return need > k ? k : 0;
-    }
-    return 0;
 }
 
 void batch_add(llama_batch & b, token t, llama_pos pos, llama_seq_id seq, bool logits) {
@@ -259,7 +250,7 @@ void scheduler::serve_utility(infer_request & r) {
         }
         if (r.with_offsets) res.offsets = m.token_offsets(res.tokens, r.text.size());
     } else if (r.kind == request_kind_detokenize) {
-        res.text = m.detokenize(r.prompt);
+        res.text = utf8_repair(m.detokenize(r.prompt));
     } else {
         res.error = "ERR model '" + name_ + "' is not an embedding model - load one with INFER.LOAD ... EMBEDDING";
     }
@@ -289,14 +280,15 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
         }
     }
     size_t chat_kept = 0;
-    std::string chat_turn;
-    if (!r->chat.empty() && !model_->chat_apply(r->chat, true, chat_turn)) {
+    std::vector<prompt_piece> chat_turn;
+    if (!r->chat.empty() && !chat_render_pieces(*model_, r->chat, true, chat_turn)) {
         err.error = "ERR the model's chat template is not supported by llama.cpp - use INFER.GENERATE with your own markup";
         complete(*r, std::move(err));
         return true;
     }
     if (!r->chat.empty()) {
-        const auto turn = model_->tokenize(chat_turn, true, /*add_bos=*/r->prompt.empty());
+        // Message content is never parsed for special tokens: only the template's markup is.
+        const auto turn = tokenize_pieces(*model_, chat_turn, /*add_bos=*/r->prompt.empty());
         size_t cut = 0;  // session tokens dropped from the front
         const auto fits = [&](size_t c) { return r->prompt.size() - c + turn.size() + size_t(r->max_tokens) <= n_ctx_; };
         if (!fits(0) && r->chat_truncate && model_->chat_message_start() >= 0) {
@@ -447,8 +439,13 @@ void scheduler::emit(slot & s, bool final) {
 
 void scheduler::finish(slot & s, finish_reason why) {
     const auto now = clock_type::now();
+    // However generation ended (MAX_TOKENS, STOP, TIMEOUT, cancel), a last character it cut
+    // short is dropped: neither the reply nor the last stream entry ends in half a character.
+    const size_t dropped = utf8_incomplete_tail(s.text);
+    s.text.resize(s.text.size() - dropped);
     emit(s, true);
     infer_result res;
+    res.dropped_utf8_bytes = int32_t(dropped);
     res.finish = why;
     res.text = std::move(s.text);
     res.tokens = std::move(s.generated);
@@ -463,9 +460,13 @@ void scheduler::finish(slot & s, finish_reason why) {
     if (!s.req->chat.empty() && why != finish_reason_cancelled) {
         // The session grows by the turn and the answer as the template writes them, tokenized
         // from the turn's first (special) token on, so it equals the template applied to the
-        // whole conversation and tokenized.
+        // whole conversation and tokenized - with the answer, like every message content, never
+        // parsed for special tokens (a model that writes "<|im_start|>" as text cannot open a turn).
         res.session.assign(s.prompt.begin(), s.prompt.begin() + long(s.chat_kept));
-        const auto tail = model_->tokenize(s.chat_turn + res.text + model_->chat_closing(), true, s.chat_kept == 0);
+        auto pieces = s.chat_turn;
+        pieces.push_back({res.text, false});
+        pieces.push_back({model_->chat_closing(), true});
+        const auto tail = tokenize_pieces(*model_, pieces, s.chat_kept == 0);
         res.session.insert(res.session.end(), tail.begin(), tail.end());
     }
     // The cells stay: what they hold becomes a cached prefix for later requests.
@@ -601,8 +602,8 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
             s.generated.push_back(t);
             if (s.req->on_stream) s.unstreamed.push_back(t);
             s.last = t;
-            const size_t before = s.text.size();
-            s.text += model_->piece(t);
+            const size_t before = s.text.size() - utf8_incomplete_tail(s.text);
+            utf8_append(s.text, model_->piece(t));  // repaired as it grows: replies are valid UTF-8
             // A stop string must end inside the new piece to be new.
             size_t cut = std::string::npos;
             for (const auto & stop : s.req->stop) {

@@ -1,6 +1,8 @@
 // See blocking.h.
 #include "redis/blocking.h"
 
+#include "redis/main_jobs.h"
+
 namespace infer::rm {
 namespace {
 
@@ -19,7 +21,7 @@ std::string run_finalize(RedisModuleCtx * ctx, blocked_call & call) {
 int on_reply(RedisModuleCtx * ctx, RedisModuleString **, int) {
     auto * call = static_cast<blocked_call *>(RedisModule_GetBlockedClientPrivateData(ctx));
     return guard(ctx, [&] {
-        const std::string err = run_finalize(ctx, *call);
+        const std::string err = call->finalize_error;
         if (!call->result.error.empty()) return RedisModule_ReplyWithError(ctx, call->result.error.c_str());
         if (!err.empty()) return RedisModule_ReplyWithError(ctx, err.c_str());
         return call->reply(ctx, call->result);
@@ -34,10 +36,9 @@ int on_timeout(RedisModuleCtx * ctx, RedisModuleString **, int) {
     return RedisModule_ReplyWithError(ctx, "ERR request cancelled - the client was unblocked");
 }
 
-void on_free(RedisModuleCtx * ctx, void * privdata) {
-    auto * call = static_cast<blocked_call *>(privdata);
-    run_finalize(ctx, *call);  // the client left before its reply: the writes still happen
-    delete call;
+void on_free(RedisModuleCtx *, void * privdata) {
+    // The writes ran before the unblock (complete), whether the client is still there or not.
+    delete static_cast<blocked_call *>(privdata);
 }
 
 void on_disconnect(RedisModuleCtx *, RedisModuleBlockedClient * bc) {
@@ -71,7 +72,19 @@ pending_reply block_client(RedisModuleCtx * ctx, std::shared_ptr<request_control
 
 void pending_reply::complete(infer_result && r) const {
     call_->result = std::move(r);
-    RedisModule_UnblockClient(bc_, call_);
+    if (!call_->finalize) {
+        RedisModule_UnblockClient(bc_, call_);
+        return;
+    }
+    // The result's writes run as a main-thread job (see main_jobs.h: never while Redis loads,
+    // flushes or runs a script, never while writes are paused), then the client is unblocked:
+    // its reply comes after them, and they happen even if it has gone.
+    RedisModuleBlockedClient * bc = bc_;
+    blocked_call * call = call_;
+    post_main_job(job_kind::write, [bc, call] {
+        call->finalize_error = run_finalize(nullptr, *call);
+        RedisModule_UnblockClient(bc, call);
+    });
 }
 
 void pending_reply::abort() const {

@@ -6,7 +6,9 @@
 //     - posts the request; if the queue is full or the model is stopping, AbortBlock and an
 //       immediate error reply (no leaked blocked client).
 //   engine (scheduler thread): fills the typed result and calls UnblockClient.
-//   reply callback (main thread): the only place RESP is written; keyspace writes go here too.
+//   result writes (main thread, a main_jobs write job): STORE, STREAM's end, a session; then
+//     the client is unblocked.
+//   reply callback (main thread): the only place RESP is written.
 //   timeout callback: only CLIENT UNBLOCK reaches it (the engine enforces TIMEOUT itself, so a
 //     timed-out request still returns its partial text); it cancels the request.
 //   disconnect callback: cancels the request, which frees its slot at the next step.
@@ -23,8 +25,9 @@
 namespace infer::rm {
 
 // Keyspace writes a request makes with its result (STORE, STREAM's last entry, a chat session),
-// on the main thread: in the reply callback before the reply, or when the blocked client is
-// freed if it disconnected first. Returns "" or an error reply (e.g. WRONGTYPE) to send instead.
+// on the main thread as a main_jobs write job, before the client is unblocked (so they happen
+// even if it disconnected). Returns "" or an error reply (e.g. WRONGTYPE) to send instead. The
+// context argument is null: writes go through the module's own context (commands/outputs.h).
 using finalize_fn = std::function<std::string(RedisModuleCtx *, infer_result &)>;
 
 struct blocked_call {
@@ -33,6 +36,7 @@ struct blocked_call {
     // Writes the reply from the result; runs on the main thread in the reply callback.
     std::function<int(RedisModuleCtx *, infer_result &)> reply;
     finalize_fn finalize;  // may be empty; runs at most once
+    std::string finalize_error;  // what finalize returned: the reply, if the result itself is fine
 };
 
 // Throws reply_error if the caller cannot be blocked (MULTI, scripts, RM_Call).

@@ -15,7 +15,7 @@
 # failed load (tests/fuzz/lsan.supp); the unit tests run with leak checking in scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-filter=${1:-'generate.*:outputs.*:rag.*:tokens.*:chat.*:models.*:malformed_gguf.*:command_fuzz.*:lifecycle.*'}
+filter=${1:-'generate.*:outputs.*:rag.*:tokens.*:chat.*:models.*:malformed_gguf.*:command_fuzz.*:lifecycle.*:server_state.*:content_safety.*'}
 
 # shellcheck source=scripts/deps.sh
 source scripts/deps.sh

@@ -135,14 +135,29 @@ void check_max_tokens(const infer_request & req, size_t n_ctx) {
     }
 }
 
+namespace {
+
+std::string maxmemory_policy(RedisModuleCtx * ctx) {
+    rm::rm_call_reply r(RedisModule_Call(ctx, "CONFIG", "cc", "GET", "maxmemory-policy"));
+    if (!r || RedisModule_CallReplyLength(r.get()) < 2) return "";
+    RedisModuleCallReply * v = RedisModule_CallReplyArrayElement(r.get(), 1);
+    size_t n = 0;
+    const char * p = v ? RedisModule_CallReplyStringPtr(v, &n) : nullptr;
+    return p ? std::string(p, n) : std::string();
+}
+
+}  // namespace
+
 void require_writable(RedisModuleCtx * ctx) {
     const int flags = RedisModule_GetContextFlags(ctx);
     if ((flags & REDISMODULE_CTX_FLAGS_SLAVE) && (flags & REDISMODULE_CTX_FLAGS_READONLY)) {
         throw rm::reply_error("READONLY You can't write against a read only replica.");
     }
-    // Redis evicted (under a policy) before running this command; over maxmemory still, a write
-    // command is refused here, up front, as deny-oom would - not half-way through its writes.
-    if (flags & REDISMODULE_CTX_FLAGS_OOM) {
+    // Over maxmemory with nothing to evict (noeviction), a write command is refused here, up
+    // front, as deny-oom refuses a client's - not half-way through its writes. Under an eviction
+    // policy Redis has started evicting before this command (and lets writes through while it
+    // catches up), so the request runs and its writes evict like a client's.
+    if ((flags & REDISMODULE_CTX_FLAGS_OOM) && maxmemory_policy(ctx) == "noeviction") {
         throw rm::reply_error("OOM command not allowed when used memory > 'maxmemory'.");
     }
 }

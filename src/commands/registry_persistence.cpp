@@ -1,8 +1,9 @@
 // The model registry as part of the dataset: which models are loaded (name, path relative to
 // infer.model-dir, load options) is written as RDB aux data, so it survives a restart (RDB, or
 // AOF with its RDB preamble) and a replica learns it at full sync; INFER.LOAD/UNLOAD are then
-// propagated to replicas and the AOF like writes. Loading happens in the background after the
-// dataset is loaded; INFER.MODELS shows such models as "loading" until ready.
+// propagated to replicas and the AOF like writes, and a replica refuses them from its own
+// clients (models.cpp), so its registry stays its primary's. Loading happens in the background
+// after the dataset is loaded; INFER.MODELS shows such models as "loading" until ready.
 //
 // Rejected: module arguments only (a runtime INFER.LOAD would not survive a restart) and a key
 // per model (users could DEL it, and Cluster would shard it).

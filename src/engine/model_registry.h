@@ -13,8 +13,10 @@
 // callback reports registry_status_load_cancelled.
 //
 // Shutdown is bounded: it cancels loads in progress (they stop at their next tensor), hurries a
-// REPLACE's drain into a cancel, and stops every scheduler at once, so it waits for about one
-// tensor read plus the longest single decode step, never for a whole load or generation.
+// REPLACE's drain into a cancel, and stops every scheduler at once, so it waits for one tensor
+// read (or, early in a load, the rest of llama.cpp's header and vocabulary parsing, which has no
+// cancellation point: ~0.5 s for a 152k-token vocabulary) plus freeing what was read, and for
+// the longest single decode step - never for a whole load or generation.
 //
 // Errors are typed (registry_status); the command layer words them.
 #pragma once

@@ -10,7 +10,9 @@
 # - llama.cpp comes from the git bundle inside the npm package node-llama-cpp (pinned).
 # - Redis 8 is the system one if it is 8.x, else the upstream tarball (.orig.tar.gz) of Debian
 #   trixie's source package, checked against the SHA256 in trixie's Sources index. Only the
-#   upstream tarball is used, so a Debian revision the mirror no longer serves does not matter.
+#   upstream tarball is used, so a Debian revision the mirror no longer serves does not matter;
+#   an upstream version other than REDIS_DEB_VERSION fails (the message says how to move the
+#   pin). deps_redis logs which redis-server it chose and its version.
 # - Never GGML_NATIVE and never AMX: -march=native turns AMX on where it is advertised but
 #   faults. The ISA flags come from the build machine's /proc/cpuinfo (deps_cpu_flags), or the
 #   "portable" preset, or REDIS_INFER_CPU_FLAGS; they are part of the cache key, and the ISA
@@ -138,7 +140,18 @@ deps_fetch_redis_source() {
         deps_log "$REDIS_DEB_SUITE's Sources index ($mirror) names no upstream tarball for redis"
         return 1
     fi
-    case "$file" in *"_$REDIS_DEB_VERSION.orig"*) ;; *) deps_log "note: $REDIS_DEB_SUITE now ships $file (pinned $REDIS_DEB_VERSION)";; esac
+    # A different upstream version than the pin fails, on purpose: the SHA256 would still be
+    # checked against the index, but the tests would silently run against a Redis nobody chose
+    # (and the cache folder, named by the pin, would hold another version). Moving the pin is
+    # one line and a test run.
+    case "$file" in
+        *"_$REDIS_DEB_VERSION.orig"*) ;;
+        *) local now=${file#redis_}; now=${now%%.orig*}
+           deps_log "$REDIS_DEB_SUITE's Sources index now names $file, not the pinned Redis $REDIS_DEB_VERSION."
+           deps_log "To move to it: set REDIS_DEB_VERSION=$now in scripts/deps.sh, run scripts/test.sh, commit."
+           deps_log "(Or, to stay on $REDIS_DEB_VERSION offline: REDIS_INFER_REDIS_TARBALL=/path/to/redis-$REDIS_DEB_VERSION.tar.gz.)"
+           return 1 ;;
+    esac
     # apt's downloader drops to the _apt user: give it a directory of its own it may write.
     local dl="$apt_dir/download"
     mkdir -p "$dl" && chmod 755 "$apt_dir" "$dl" && { [ "$(id -u)" != 0 ] || chown _apt "$dl" 2>/dev/null || true; }
@@ -150,6 +163,10 @@ deps_fetch_redis_source() {
     printf '%s\n' "$out/$file"
 }
 
+# Which redis-server the tests use: a system one on PATH if it is 8.x (any 8.x: the module's
+# API is the same, and distribution builds are what users run), else the pinned build. The
+# choice is logged on every call, and REDIS_SERVER_VERSION is exported, so scripts/test.sh and
+# the ctest list name the binary and version the tests ran against.
 deps_redis() {
     local dir="$REDIS_INFER_CACHE/redis-$REDIS_DEB_VERSION"
     export REDIS_PREFIX="$dir" REDIS_SERVER="$dir/bin/redis-server" REDIS_CLI="$dir/bin/redis-cli"
@@ -159,7 +176,7 @@ deps_redis() {
         REDIS_SERVER=$(command -v redis-server)
         REDIS_CLI=$(command -v redis-cli || echo "$dir/bin/redis-cli")
     fi
-    [ -f "$dir/.ok" ] && return 0
+    if [ -f "$dir/.ok" ]; then deps_redis_chosen; return 0; fi
 
     rm -rf "$dir" && mkdir -p "$dir/src" "$dir/bin" "$dir/include" || return 1
     local orig
@@ -189,7 +206,18 @@ deps_redis() {
             { tail -40 "$dir/build.log"; return 1; }
         cp "$tree/src/redis-server" "$tree/src/redis-cli" "$tree/src/redis-benchmark" "$dir/bin/" || return 1
     fi
-    rm -rf "$dir/src" && touch "$dir/.ok"
+    rm -rf "$dir/src" && touch "$dir/.ok" && deps_redis_chosen
+}
+
+# Logs and exports (REDIS_SERVER_VERSION) the redis-server deps_redis picked.
+deps_redis_chosen() {
+    REDIS_SERVER_VERSION=$("$REDIS_SERVER" --version 2>/dev/null | sed -n 's/.* v=\([^ ]*\).*/\1/p')
+    export REDIS_SERVER_VERSION
+    if [ "$REDIS_SERVER" = "$REDIS_PREFIX/bin/redis-server" ]; then
+        deps_log "redis-server: $REDIS_SERVER (v=${REDIS_SERVER_VERSION:-unknown}, the pinned build)"
+    else
+        deps_log "redis-server: $REDIS_SERVER (v=${REDIS_SERVER_VERSION:-unknown}, the system's 8.x on PATH, used instead of the pinned $REDIS_DEB_VERSION build)"
+    fi
 }
 
 # llama.cpp: static, position-independent libraries (they link into redis_infer.so) plus the

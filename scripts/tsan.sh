@@ -4,7 +4,7 @@
 # Builds build-tsan with g++ -fsanitize=thread (the module, the integration tests and the tools
 # they need), runs the chosen integration tests against redis-server started with GCC's TSan
 # runtime preloaded, then prints each distinct race report once, with how often it was seen.
-# Exits non-zero if a report was found. Full reports: build-tsan/tsan/report.<pid>.
+# Exits non-zero if a report was found, or if the filter selects no test. Full reports: build-tsan/tsan/report.<pid>.
 #
 # How it works, and its limits (docs/robustness.md):
 # - redis-server is not rebuilt. TSan needs its runtime in the process from the start, so a
@@ -65,11 +65,20 @@ if ! grep -qs 'SUMMARY: ThreadSanitizer: data race .*tsan_canary.c' "$B"/canary/
 fi
 echo "tsan: canary race reported (the set-up detects races in module code)"
 
+# What the filter selects, counted before the run: a filter that matches nothing (a renamed
+# suite) must fail, not report "no races" over 0 tests.
+listed=$("$B/tests/integration_tests" --gtest_filter="$filter" --gtest_list_tests | grep '^  ' | grep -vc 'DISABLED_' || true)
+if [ "$listed" -eq 0 ]; then
+    echo "tsan: the filter '$filter' selects no tests" >&2
+    exit 1
+fi
 export TSAN_OPTIONS="log_path=$PWD/$B/tsan/report halt_on_error=0 second_deadlock_stack=1 history_size=4 suppressions=$PWD/tests/fuzz/tsan.supp"
 set +e
 "$B/tests/integration_tests" --gtest_filter="$filter" 2>&1 | tee "$B/tsan/tests.log" | grep -E '^\[ *(OK|FAILED|PASSED|RUN) *\]'
 tests_rc=${PIPESTATUS[0]}
 set -e
+passed=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) tests\?\..*/\1/p' "$B/tsan/tests.log" | tail -1)
+echo "tsan: ${passed:-0} of $listed listed tests passed (a failure under TSan's slowdown is reported, not fatal)"
 
 # One line per distinct report: its SUMMARY line and the first frame of each of its stacks.
 reports=$(find "$B/tsan" -name 'report.*' | sort)

@@ -7,9 +7,17 @@
 # Invariants:
 # - clang and its sanitizer runtimes come from Debian (clang, libclang-rt-<ver>-dev), installed
 #   only when missing and never with REDIS_INFER_NO_APT=1, as scripts/deps.sh does.
-# - Only build-fuzz is touched. The corpus lives in build-fuzz/corpus/<target> and grows from
-#   run to run; seeds are regenerated each run (build-fuzz/seeds), crash inputs land in
-#   build-fuzz/artifacts. Reproduce one with: build-fuzz/tests/fuzz/<target> <file>
+# - Only build-fuzz is touched. Each run starts from the seed corpus kept in the repository
+#   (tests/fuzz/corpus/<gguf|tokens|path>: generated files only - gguf_seed's micro models, the
+#   token-blob and model-path seeds; a few KB each) plus the crash reproductions and the test
+#   models cut to 1 and 4 KiB (build-fuzz/seeds); what it finds grows build-fuzz/corpus/<target>
+#   from run to run; crash inputs land in build-fuzz/artifacts. Reproduce one with:
+#   build-fuzz/tests/fuzz/<target> <file>. The micro models in tests/fuzz/corpus/gguf must be
+#   what gguf_seed writes today (checked each run; the message says how to refresh them).
+# - llama.cpp's GGUF parsers are instrumented from LLAMA_SRC (tests/fuzz/CMakeLists.txt): without
+#   them the fuzzer gets no coverage from the code it mutates input for and ASan does not check
+#   its reads. A missing LLAMA_SRC fails the run; REDIS_INFER_FUZZ_UNINSTRUMENTED=1 lets it go on
+#   uninstrumented (by hand, with a warning in the summary).
 # - llama.cpp asserts raised where the module guards them (loading, tokenizing) are refused,
 #   not crashes; fuzz_gguf_load lists them by site. tests/fuzz/crashes/README.md has the inputs
 #   that aborted Redis before the guard.
@@ -54,28 +62,52 @@ fuzz_packages() {
 fuzz_packages
 
 B=build-fuzz
+mkdir -p "$B"
+instrumented=1
+if [ ! -f "${LLAMA_SRC:-}/ggml/src/gguf.cpp" ] || [ ! -f "${LLAMA_SRC:-}/src/llama-vocab.cpp" ]; then
+    instrumented=0
+    fuzz_log "WARNING: LLAMA_SRC ('${LLAMA_SRC:-}') holds no llama.cpp source: its GGUF parsers would run uninstrumented"
+    fuzz_log "(no coverage feedback from the code the fuzzer mutates input for, no ASan checks of its reads)"
+    if [ "${REDIS_INFER_FUZZ_UNINSTRUMENTED:-0}" != 1 ]; then
+        fuzz_log "failing: scripts/deps.sh's deps_llama keeps the source next to the build; set REDIS_INFER_FUZZ_UNINSTRUMENTED=1 to fuzz anyway"
+        exit 1
+    fi
+fi
+# LLAMA_SRC is passed explicitly: it is a cached CMake variable, so a build folder first
+# configured without it would otherwise keep running the parsers uninstrumented.
 # shellcheck disable=SC2046  # deps_cmake_flags is a list of flags
 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-    $(deps_cmake_flags) -DREDIS_INFER_TESTS=OFF -DREDIS_INFER_FUZZ=ON >/dev/null
+    $(deps_cmake_flags) -DREDIS_INFER_TESTS=OFF -DREDIS_INFER_FUZZ=ON -DLLAMA_SRC="$([ $instrumented = 1 ] && echo "$LLAMA_SRC")" \
+    >"$B/configure.log" 2>&1 || { cat "$B/configure.log" >&2; exit 1; }
+grep -h '^-- fuzz:' "$B/configure.log" | sed 's/^-- /[fuzz] /' >&2
 bin="$B/tests/fuzz"
 if ! grep -qs fuzz_gguf_load "$B/build.ninja"; then
     fuzz_log "no fuzz targets: the top-level CMakeLists.txt must have add_subdirectory(tests/fuzz)"
     exit 1
 fi
+if [ "$instrumented" = 1 ] && ! grep -qs 'fuzz_llama_parsers' "$B/build.ninja"; then
+    fuzz_log "LLAMA_SRC=$LLAMA_SRC is set but build-fuzz does not compile llama.cpp's parsers: see $B/configure.log"
+    exit 1
+fi
 cmake --build "$B" -j "${REDIS_INFER_JOBS:-2}" --target fuzz_tokens_blob fuzz_model_path fuzz_gguf_load fuzz_gguf_seed test_models
 
-# Seeds: small and regenerated each run. GGUF: whole micro models plus the test models cut to
-# their first 1 and 4 KiB (header, hparams, the start of the tokenizer).
-rm -rf "$B/seeds" && mkdir -p "$B/seeds/tokens" "$B/seeds/path" "$B/seeds/gguf" "$B/artifacts"
-"$bin/fuzz_gguf_seed" "$B/seeds/gguf" 2>/dev/null
+# The kept corpus must match the seed writer, or a change to gguf_seed.cpp never reaches it.
+rm -rf "$B/seeds" && mkdir -p "$B/seeds/gguf" "$B/seeds/micro" "$B/artifacts"
+"$bin/fuzz_gguf_seed" "$B/seeds/micro" 2>/dev/null
+for f in "$B"/seeds/micro/*.gguf; do
+    if ! cmp -s "$f" "tests/fuzz/corpus/gguf/$(basename "$f" .gguf)"; then
+        fuzz_log "tests/fuzz/corpus/gguf/$(basename "$f" .gguf) differs from what fuzz_gguf_seed writes now; refresh with:"
+        fuzz_log "  for f in $B/seeds/micro/*.gguf; do cp \"\$f\" tests/fuzz/corpus/gguf/\$(basename \"\$f\" .gguf); done"
+        exit 1
+    fi
+done
+# Seeds made each run, not kept (the test models' vocabularies are llama.cpp's, not ours): the
+# test models cut to their first 1 and 4 KiB (header, hparams, the start of the tokenizer), and
+# the GGUF crash reproductions (each reaches one guarded assert).
 for m in "$B/models/tiny-q8_0.gguf" "$B/models/bert-tiny-f16.gguf"; do
     for k in 1 4; do head -c $((k * 1024)) "$m" >"$B/seeds/gguf/$(basename "$m" .gguf)-${k}k.gguf"; done
 done
-printf '\x10\x00\x00\x00\x08\x00\x00\x00\x00\x01\x00\x00\x00\x0f\x00\x00\x00' >"$B/seeds/tokens/ok"   # n_vocab 16, max 8, ids 1, 15
-printf '\x10\x00\x00\x00\x08\x00\x00\x00\x00\x10\x00\x00\x00\x01' >"$B/seeds/tokens/bad"            # id 16, then a stray byte
-for p in model.gguf sub/inner.gguf link-in.gguf link-out.gguf ../outside/secret.gguf fifo.gguf @D/model.gguf @O/secret.gguf; do
-    printf '%s' "$p" >"$B/seeds/path/$(printf '%s' "$p" | tr '/@.' '_AD')"
-done
+cp tests/fuzz/crashes/repro-* "$B/seeds/gguf/"
 
 # target | -max_len | extra flags
 targets=(
@@ -95,11 +127,13 @@ for t in "${targets[@]}"; do
     corpus="$B/corpus/$name"
     mkdir -p "$corpus"
     log="$B/artifacts/$name.log"
-    rm -f "$B/artifacts/$name"-*
+    rm -f "$B/artifacts/$name"-* "$B/artifacts/$name.known"
     fuzz_log "$name: ${secs}s"
     set +e
     # shellcheck disable=SC2086
-    timeout $((secs + 120)) "$bin/$name" "$corpus" "$B/seeds/$(seed_dir "$name")" -max_total_time="$secs" \
+    seeds=("tests/fuzz/corpus/$(seed_dir "$name")")
+    [ "$name" = fuzz_gguf_load ] && seeds+=("$B/seeds/gguf")
+    timeout $((secs + 120)) "$bin/$name" "$corpus" "${seeds[@]}" -max_total_time="$secs" \
         -max_len="$max_len" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
         -artifact_prefix="$B/artifacts/$name-" $extra >"$log" 2>&1
     rc=$?
@@ -112,7 +146,7 @@ for t in "${targets[@]}"; do
     if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
         failed=1
         fuzz_log "$name: CRASH (exit $rc); input(s): $(find "$B/artifacts" -name "$name-*" ! -name '*.log' | tr '\n' ' ')"
-        grep -E 'ERROR|SUMMARY|invariant failed|GGML_ASSERT|runtime error|^    #[0-9]+ ' "$log" | head -40 >&2 || true
+        grep -E 'ERROR|SUMMARY|invariant failed|not a load error|GGML_ASSERT|runtime error|^    #[0-9]+ ' "$log" | head -40 >&2 || true
     fi
     summary+=("$(printf '%-18s %10s %9s %6s %8s %6s' "$name" "${execs:-?}" "${rate:-?}" "${added:-?}" \
         "$(find "$corpus" -type f | wc -l)" "$crashes")")
@@ -121,6 +155,7 @@ done
 
 printf '\n%-18s %10s %9s %6s %8s %6s\n' target executions exec/s new corpus crashes
 printf '%s\n' "${summary[@]}"
+[ "$instrumented" = 1 ] || echo "WARNING: llama.cpp's GGUF parsers ran uninstrumented (REDIS_INFER_FUZZ_UNINSTRUMENTED=1, no LLAMA_SRC)"
 if [ -f "$B/artifacts/fuzz_gguf_load.known" ]; then
     echo "llama.cpp asserts refused by the module's abort guard (each would have aborted Redis without it):"
     cat "$B/artifacts/fuzz_gguf_load.known"

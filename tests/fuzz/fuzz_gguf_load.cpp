@@ -20,6 +20,15 @@
 // refused assert is counted by site and printed at exit (REDIS_INFER_FUZZ_KNOWN_DIR=<dir> keeps
 // the first input per site). Any abort outside a guard (the decode in step 3), any
 // sanitizer report, a timeout or an out-of-memory is a crash.
+//
+// Which exceptions count as a refusal: those a load or tokenize error is made of - the guard's
+// ggml_abort_error, infer::tokenize_error, and llama.cpp's std::runtime_error / out_of_range /
+// invalid_argument on bad contents. Anything else is a crash: std::bad_alloc or
+// std::length_error (a size taken from the file and allocated; under ASan's
+// allocator_may_return_null an allocation over the limit throws instead of reaching the RSS
+// limit, and llama.cpp's loader would log it and fail the load, hiding it) - in Redis that same
+// file could take gigabytes or the server's memory - and any exception of another type. llama.cpp's
+// own catch-all in llama_model_load turns those into a log line; the log sink stops the run there too.
 #include "engine/backend.h"
 #include "engine/model.h"
 
@@ -33,6 +42,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <new>
 #include <stdexcept>
 #include <string>
 #include <unistd.h>
@@ -57,10 +67,25 @@ void count_known(const std::string & site) {
     fclose(f);
 }
 
-// The guard logs each refused assert; count it by site.
-void on_log(infer::log_level, std::string_view msg) {
+// An exception that is not a load error: report it and abort, so libFuzzer keeps the input.
+[[noreturn]] void crash(const std::string & what) {
+    fprintf(stderr, "fuzz_gguf_load: not a load error, a finding: %s\n", what.c_str());
+    abort();
+}
+
+bool is_allocation_failure(std::string_view what) {
+    return what.find("bad_alloc") != std::string_view::npos || what.find("length_error") != std::string_view::npos ||
+           what.find("bad_array_new_length") != std::string_view::npos ||
+           what.find("cannot create std::vector larger than max_size") != std::string_view::npos ||
+           what.find("basic_string::_M_create") != std::string_view::npos;
+}
+
+// The guard logs each refused assert; count it by site. llama.cpp's loader catches every
+// std::exception and logs "error loading model: <what>": an allocation failure there is a crash.
+void on_log(infer::log_level level, std::string_view msg) {
     static const std::string_view refused = "llama.cpp assertion failed (refused, not aborted): ";
     if (msg.substr(0, refused.size()) == refused) count_known(std::string(msg.substr(refused.size())));
+    else if (level == infer::log_level::error && is_allocation_failure(msg)) crash("llama.cpp logged: " + std::string(msg));
 }
 
 // What the module does with the exceptions out of the guarded calls: a failed load or request.
@@ -70,12 +95,31 @@ bool guarded(F && f) {
         infer::abort_guard guard;
         f();
         return true;
-    } catch (const std::exception & e) {
-        // Besides refused asserts: C++ exceptions out of llama.cpp's C API (std::out_of_range
-        // from llama_detokenize on the -1 its WordPiece tokenizer emits when the vocabulary has
-        // no UNK), caught by the module's command guard and scheduler step.
-        if (!dynamic_cast<const infer::ggml_abort_error *>(&e)) count_known(std::string("exception: ") + e.what());
+    } catch (const infer::ggml_abort_error &) {
+        return false;  // a refused assert, counted by on_log
+    } catch (const std::bad_alloc & e) {
+        crash(std::string("std::bad_alloc: ") + e.what());
+    } catch (const std::length_error & e) {
+        crash(std::string("std::length_error: ") + e.what());
+    } catch (const std::runtime_error & e) {
+        // infer::tokenize_error (which may wrap an allocation failure of llama_tokenize) and
+        // llama.cpp's own errors on bad contents.
+        if (is_allocation_failure(e.what())) crash(std::string("wrapped: ") + e.what());
+        count_known(std::string("exception: ") + e.what());
         return false;
+    } catch (const std::out_of_range & e) {
+        // From llama.cpp's C API: llama_detokenize on the -1 its WordPiece tokenizer emits when
+        // the vocabulary has no UNK (a std::map::at), caught by the module's command guard and
+        // scheduler step.
+        count_known(std::string("exception: ") + e.what());
+        return false;
+    } catch (const std::invalid_argument & e) {
+        count_known(std::string("exception: ") + e.what());  // "invalid codepoint" from the BPE pre-tokenizer
+        return false;
+    } catch (const std::exception & e) {
+        crash(std::string("unexpected exception: ") + e.what());
+    } catch (...) {
+        crash("an exception not derived from std::exception");
     }
 }
 

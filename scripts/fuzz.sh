@@ -13,7 +13,10 @@
 #   models cut to 1 and 4 KiB (build-fuzz/seeds); what it finds grows build-fuzz/corpus/<target>
 #   from run to run; crash inputs land in build-fuzz/artifacts. Reproduce one with:
 #   build-fuzz/tests/fuzz/<target> <file>. The micro models in tests/fuzz/corpus/gguf must be
-#   what gguf_seed writes today (checked each run; the message says how to refresh them).
+#   what gguf_seed writes today (checked each run; the message says how to refresh them). The
+#   token-blob and model-path seeds are the hand-written ones plus units merged from longer runs:
+#   build-fuzz/tests/fuzz/<target> -merge=1 tests/fuzz/corpus/<dir> build-fuzz/corpus/<target>
+#   (keep the whole corpus to a few hundred KB; never pass tests/fuzz/corpus first otherwise).
 # - llama.cpp's GGUF parsers are instrumented from LLAMA_SRC (tests/fuzz/CMakeLists.txt): without
 #   them the fuzzer gets no coverage from the code it mutates input for and ASan does not check
 #   its reads. A missing LLAMA_SRC fails the run; REDIS_INFER_FUZZ_UNINSTRUMENTED=1 lets it go on
@@ -109,21 +112,30 @@ for m in "$B/models/tiny-q8_0.gguf" "$B/models/bert-tiny-f16.gguf"; do
 done
 cp tests/fuzz/crashes/repro-* "$B/seeds/gguf/"
 
-# target | -max_len | extra flags
+# target | -max_len | extra flags | extra ASAN_OPTIONS (fuzz_gguf_load: full allocation stacks,
+# so that tests/fuzz/lsan.supp can name the llama.cpp function that leaks, not just ggml_init;
+# that costs most of its executions per second. For long runs by hand,
+# REDIS_INFER_FUZZ_FAST_UNWIND=1 keeps the fast unwinder and uses tests/fuzz/lsan-fast.supp,
+# whose broader pattern is the price: both files say why.)
+supp=tests/fuzz/lsan.supp gguf_asan=fast_unwind_on_malloc=0
+if [ "${REDIS_INFER_FUZZ_FAST_UNWIND:-0}" = 1 ]; then
+    supp=tests/fuzz/lsan-fast.supp gguf_asan=""
+    fuzz_log "REDIS_INFER_FUZZ_FAST_UNWIND=1: fast unwinding, broader leak suppressions ($supp)"
+fi
 targets=(
-    "fuzz_tokens_blob|4105|"
-    "fuzz_model_path|4200|-dict=tests/fuzz/path.dict"
-    "fuzz_gguf_load|65536|"
+    "fuzz_tokens_blob|4105||"
+    "fuzz_model_path|4200|-dict=tests/fuzz/path.dict|"
+    "fuzz_gguf_load|65536||$gguf_asan"
 )
 seed_dir() { case "$1" in fuzz_tokens_blob) echo tokens;; fuzz_model_path) echo path;; *) echo gguf;; esac; }
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
-export LSAN_OPTIONS="suppressions=$PWD/tests/fuzz/lsan.supp:print_suppressions=0"
+export LSAN_OPTIONS="suppressions=$PWD/$supp:print_suppressions=0"  # each one explained there
 failed=0
 summary=()
 for t in "${targets[@]}"; do
-    IFS='|' read -r name max_len extra <<<"$t"
+    IFS='|' read -r name max_len extra asan_extra <<<"$t"
     corpus="$B/corpus/$name"
     mkdir -p "$corpus"
     log="$B/artifacts/$name.log"
@@ -133,6 +145,7 @@ for t in "${targets[@]}"; do
     # shellcheck disable=SC2086
     seeds=("tests/fuzz/corpus/$(seed_dir "$name")")
     [ "$name" = fuzz_gguf_load ] && seeds+=("$B/seeds/gguf")
+    ASAN_OPTIONS="$ASAN_OPTIONS${asan_extra:+:$asan_extra}" \
     timeout $((secs + 120)) "$bin/$name" "$corpus" "${seeds[@]}" -max_total_time="$secs" \
         -max_len="$max_len" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
         -artifact_prefix="$B/artifacts/$name-" $extra >"$log" 2>&1

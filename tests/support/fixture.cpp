@@ -2,6 +2,7 @@
 #include "support/fixture.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace testing_support {
 
@@ -32,12 +33,45 @@ bool wait_model_ready(redisContext * c, const std::string & name) {
     });
 }
 
-::testing::AssertionResult is_error(const reply_ptr & r, const std::string & prefix) {
+::testing::AssertionResult is_error(const redisReply * r, const std::string & prefix) {
     if (!r) return ::testing::AssertionFailure() << "no reply";
     if (r->type != REDIS_REPLY_ERROR) return ::testing::AssertionFailure() << "not an error reply (type " << r->type << ")";
     const std::string text(r->str, r->len);
     if (text.rfind(prefix, 0) != 0) return ::testing::AssertionFailure() << "error is '" << text << "', expected prefix '" << prefix << "'";
     return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult is_error(const reply_ptr & r, const std::string & prefix) { return is_error(r.get(), prefix); }
+
+::testing::AssertionResult is_error_exactly(const redisReply * r, const std::string & text) {
+    if (!r) return ::testing::AssertionFailure() << "no reply";
+    if (r->type != REDIS_REPLY_ERROR) {
+        return ::testing::AssertionFailure() << "not an error reply (type " << r->type << ")"
+                                             << (r->str ? ": '" + std::string(r->str, r->len) + "'" : std::string());
+    }
+    const std::string got(r->str, r->len);
+    if (got != text) return ::testing::AssertionFailure() << "error is '" << got << "', expected exactly '" << text << "'";
+    return ::testing::AssertionSuccess();
+}
+
+::testing::AssertionResult is_error_exactly(const reply_ptr & r, const std::string & text) { return is_error_exactly(r.get(), text); }
+
+std::vector<double> ping_times_ms(redisContext * c, int n) {
+    std::vector<double> ms;
+    for (int i = 0; i < n; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        auto r = cmd(c, {"PING"});
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        if (!r || r->type != REDIS_REPLY_STATUS || std::string(r->str, r->len) != "PONG") return {};
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms;
+}
+
+double percentile(const std::vector<double> & sorted, double p) {
+    if (sorted.empty()) return 0;
+    const size_t rank = size_t(std::ceil(p / 100.0 * double(sorted.size())));
+    return sorted[std::min(sorted.size() - 1, rank > 0 ? rank - 1 : 0)];
 }
 
 void live::SetUpTestSuite() { start({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "512", "SLOTS", "4"}, {"tiny"}); }
@@ -61,20 +95,21 @@ void live::SetUp() {
 }
 
 void live::TearDown() {
-    // Every test must leave the server healthy: the same process, answering PING within 10 ms,
-    // nothing left blocked, and the canary dataset unchanged.
+    // Every test must leave the server healthy: the same process, answering PING promptly,
+    // nothing left blocked, and the canary dataset unchanged. "Promptly" is a liveness bound
+    // that a loaded 2-core CI machine meets (p99 of 50 PINGs under 250 ms; a main thread that
+    // waited on the engine would take seconds); the latency figures that matter are measured
+    // under load by the benchmark (scripts/bench.sh, docs/benchmarks.md).
     ASSERT_TRUE(server->alive()) << server->log();
     auto probe = server->connect();
     ASSERT_TRUE(probe);
-    const std::string info = std::string(cmd(probe.get(), {"INFO", "server"})->str);
-    EXPECT_NE(info.find("process_id:" + std::to_string(server->pid())), std::string::npos);
-    double best_ms = 1e9;
-    for (int i = 0; i < 3; ++i) {
-        const auto t0 = std::chrono::steady_clock::now();
-        EXPECT_EQ(cmd(probe.get(), {"PING"})->type, REDIS_REPLY_STATUS);
-        best_ms = std::min(best_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    }
-    EXPECT_LT(best_ms, 10.0);
+    auto info_reply = cmd(probe.get(), {"INFO", "server"});
+    ASSERT_TRUE(info_reply && info_reply->type == REDIS_REPLY_STRING);
+    const std::string info(info_reply->str, info_reply->len);
+    EXPECT_NE(info.find("process_id:" + std::to_string(server->pid()) + "\r\n"), std::string::npos) << "the server restarted";
+    const auto pings = ping_times_ms(probe.get(), 50);
+    ASSERT_EQ(pings.size(), 50u) << "a PING got no PONG";
+    EXPECT_LT(percentile(pings, 99), 250.0) << "PING p50 " << percentile(pings, 50) << " ms";
     EXPECT_EQ(canary_digest(probe.get()), canary) << "the canary dataset changed";
     EXPECT_TRUE(wait_for([&] {
         auto r = cmd(probe.get(), {"INFO", "clients"});

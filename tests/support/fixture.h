@@ -16,8 +16,18 @@ bool wait_model_ready(redisContext * c, const std::string & name);
 std::string canary_write(redisContext * c);
 std::string canary_digest(redisContext * c);
 
-// Asserts that r is an error reply whose text starts with `prefix`.
+// Asserts that r is an error reply whose text starts with `prefix`. For a test that names the
+// whole message, use is_error_exactly: a prefix also passes when the message grew a wrong tail.
 ::testing::AssertionResult is_error(const reply_ptr & r, const std::string & prefix);
+::testing::AssertionResult is_error(const redisReply * r, const std::string & prefix);
+// Asserts that r is an error reply whose text is exactly `text`.
+::testing::AssertionResult is_error_exactly(const reply_ptr & r, const std::string & text);
+::testing::AssertionResult is_error_exactly(const redisReply * r, const std::string & text);
+
+// Round-trip times of n PINGs on c, in milliseconds, sorted; empty if a PING got no +PONG.
+std::vector<double> ping_times_ms(redisContext * c, int n);
+// The p-th percentile (0..100) of sorted samples (nearest rank).
+double percentile(const std::vector<double> & sorted, double p);
 
 class live : public ::testing::Test {
 protected:

@@ -46,27 +46,27 @@ TEST_F(tokens, store_overwrites_and_keys_are_declared) {
 }
 
 TEST_F(tokens, detokenize_errors) {
-    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.DETOKENIZE", "tiny", "nokey"}), "ERR token key 'nokey' does not exist"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.DETOKENIZE", "tiny", "nokey"}), "ERR token key 'nokey' does not exist"));
     cmd(c.get(), {"HSET", "h", "f", "v"});
     EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.DETOKENIZE", "tiny", "h"}), "WRONGTYPE"));
     cmd(c.get(), {"SET", "odd", "abcdefg"});
-    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.DETOKENIZE", "tiny", "odd"}),
-                         "ERR token key 'odd' is not packed uint32 - got 7 bytes, expected a multiple of 4"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.DETOKENIZE", "tiny", "odd"}),
+                                 "ERR token key 'odd' is not packed uint32 - got 7 bytes, expected a multiple of 4"));
     for (uint32_t bad : {151936u, 0x7FFFFFFFu, 0xFFFFFFFFu}) {
         cmd(c.get(), {"SET", "bad", pack({1, 2, bad})});
-        EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.DETOKENIZE", "tiny", "bad"}),
-                             "ERR token id out of range in key 'bad' at index 2 - got " + std::to_string(bad) +
+        EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.DETOKENIZE", "tiny", "bad"}),
+                                     "ERR token id out of range in key 'bad' at index 2 - got " + std::to_string(bad) +
                                  ", expected 0..151935"));
     }
-    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.DETOKENIZE", "nomodel", "bad"}), "ERR no such model 'nomodel'"));
-    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.DETOKENIZE", "tiny"}), "ERR wrong number of arguments"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.DETOKENIZE", "nomodel", "bad"}), "ERR no such model 'nomodel'"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.DETOKENIZE", "tiny"}), "ERR wrong number of arguments for 'infer.detokenize' command"));
 }
 
 TEST_F(tokens, tokenize_errors) {
-    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.TOKENIZE", "tiny", "x", "BOGUS"}), "ERR unknown option 'BOGUS' for INFER.TOKENIZE"));
-    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.TOKENIZE", "tiny", "x", "STORE"}), "ERR missing value for STORE"));
-    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.TOKENIZE", "nomodel", "x"}), "ERR no such model 'nomodel'"));
-    EXPECT_TRUE(is_error(cmd(c.get(), {"INFER.TOKENIZE", "tiny"}), "ERR wrong number of arguments"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.TOKENIZE", "tiny", "x", "BOGUS"}), "ERR unknown option 'BOGUS' for INFER.TOKENIZE"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.TOKENIZE", "tiny", "x", "STORE"}), "ERR missing value for STORE"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.TOKENIZE", "nomodel", "x"}), "ERR no such model 'nomodel'"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.TOKENIZE", "tiny"}), "ERR wrong number of arguments for 'infer.tokenize' command"));
 }
 
 TEST_F(tokens, odd_text_is_fine) {

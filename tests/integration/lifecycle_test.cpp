@@ -130,20 +130,110 @@ TEST_F(lifecycle, bgsave_during_generation) {
     EXPECT_EQ(receive(g.get())->type, REDIS_REPLY_STRING);
 }
 
-// With AOF, what generations wrote survives a reload with the same digest, and the reload runs
-// no inference (the AOF holds the SET/XADD, not INFER.GENERATE).
-TEST(lifecycle_aof, results_survive_aof_reload_without_rerunning_inference) {
-    redis_server s({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "128"}, {"--appendonly", "yes"});
+// With AOF, what generations wrote survives a reload, a BGREWRITEAOF and a restart from the AOF
+// with the same digest, with and without the RDB preamble; the reload runs no inference (the AOF
+// holds the SET/XADD, not INFER.GENERATE). The model registry - a model loaded at run time, with
+// its options - survives a reload of the AOF as written (INFER.LOAD in it) and, with the RDB
+// preamble, the rewrite and the restart (RDB aux data). Without the preamble a rewrite loses it:
+// see DISABLED_registry_survives_a_rewrite_without_the_rdb_preamble below.
+class lifecycle_aof : public ::testing::TestWithParam<bool> {};
+
+TEST_P(lifecycle_aof, results_and_registry_survive_rewrite_and_restart_without_rerunning_inference) {
+    const bool preamble = GetParam();
+    redis_server s({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "128"},
+                   {"--appendonly", "yes", "--aof-use-rdb-preamble", preamble ? "yes" : "no"});
     auto c = s.connect();
     ASSERT_TRUE(wait_model_ready(c.get(), "tiny"));
-    cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", "hi", "MAX_TOKENS", "8", "STORE", "aof:out", "STREAM", "aof:s"});
-    cmd(c.get(), {"INFER.CHAT", "tiny", "aof:chat", "USER", "hi", "MAX_TOKENS", "4"});
+    auto load = cmd(c.get(), {"INFER.LOAD", "extra", "tiny-q8_0.gguf", "CTX", "256", "SLOTS", "2", "BATCH", "64"});
+    ASSERT_EQ(load->type, REDIS_REPLY_STATUS) << str(load.get());
+    const std::vector<std::string> gen_args = {"INFER.GENERATE", "tiny", "TEXT", "hi", "MAX_TOKENS", "8", "TEMPERATURE", "0",
+                                               "IGNORE_EOS", "STORE", "aof:out", "STREAM", "aof:s"};
+    auto g = cmd(c.get(), gen_args);
+    ASSERT_EQ(g->type, REDIS_REPLY_STRING) << str(g.get());
+    const std::string text = str(g.get());
+    ASSERT_FALSE(text.empty());
+    auto ch = cmd(c.get(), {"INFER.CHAT", "tiny", "aof:chat", "USER", "hi", "MAX_TOKENS", "4", "TEMPERATURE", "0"});
+    ASSERT_EQ(ch->type, REDIS_REPLY_STRING) << str(ch.get());
+    EXPECT_EQ(cmd(c.get(), {"STRLEN", "aof:out"})->integer, 8 * 4);
+    EXPECT_GE(cmd(c.get(), {"XLEN", "aof:s"})->integer, 2);
+    EXPECT_GT(cmd(c.get(), {"STRLEN", "aof:chat"})->integer, 0);
+    const std::string out = str(cmd(c.get(), {"GET", "aof:out"}).get()), session = str(cmd(c.get(), {"GET", "aof:chat"}).get());
     const std::string digest = str(cmd(c.get(), {"DEBUG", "DIGEST"}).get());
-    const long before = map_get(cmd(c.get(), {"INFER.INFO", "tiny"}).get(), "requests")->integer;
+    ASSERT_NE(digest, std::string(40, '0'));
+    const auto requests = [&](const std::string & m) { return map_get(cmd(c.get(), {"INFER.INFO", m}).get(), "requests")->integer; };
+    const long before = requests("tiny");
+    const auto extra_has_its_options = [&] {
+        auto ms = cmd(c.get(), {"INFER.MODELS"});
+        for (size_t i = 0; ms && ms->type == REDIS_REPLY_ARRAY && i < ms->elements; ++i) {
+            const redisReply * m = ms->element[i];
+            if (str(map_get(m, "name")) != "extra") continue;
+            return str(map_get(m, "state")) == "ready" && map_get(m, "context")->integer == 256 &&
+                   map_get(m, "slots")->integer == 2 && map_get(m, "batch")->integer == 64;
+        }
+        return false;
+    };
+    ASSERT_TRUE(extra_has_its_options());
+
+    // 1. Reload the AOF as written (base + the INFER.LOAD, SET and XADD appended after it).
     auto r = cmd(c.get(), {"DEBUG", "LOADAOF"});
     ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << str(r.get());
     EXPECT_EQ(str(cmd(c.get(), {"DEBUG", "DIGEST"}).get()), digest);
-    EXPECT_EQ(map_get(cmd(c.get(), {"INFER.INFO", "tiny"}).get(), "requests")->integer, before);
+    EXPECT_EQ(requests("tiny"), before);
+    EXPECT_TRUE(wait_for(extra_has_its_options, std::chrono::seconds(20)));
+
+    // 2. Rewrite it: the base file now holds the dataset, as RDB (with the registry) or as commands.
+    r = cmd(c.get(), {"BGREWRITEAOF"});
+    ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << str(r.get());
+    ASSERT_TRUE(wait_for([&] {
+        const std::string p = str(cmd(c.get(), {"INFO", "persistence"}).get());
+        return p.find("aof_rewrite_in_progress:0") != std::string::npos && p.find("aof_rewrite_scheduled:0") != std::string::npos &&
+               p.find("aof_rewrites:1") != std::string::npos;
+    }));
+    EXPECT_NE(str(cmd(c.get(), {"INFO", "persistence"}).get()).find("aof_last_bgrewrite_status:ok"), std::string::npos);
+    r = cmd(c.get(), {"DEBUG", "LOADAOF"});
+    ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << str(r.get());
+    EXPECT_EQ(str(cmd(c.get(), {"DEBUG", "DIGEST"}).get()), digest);
+    EXPECT_EQ(requests("tiny"), before);
+
+    // 3. Restart from the rewritten AOF: a new process, the same data and the same registry.
+    const pid_t old_pid = s.pid();
+    ASSERT_TRUE(s.restart()) << s.log();
+    ASSERT_NE(s.pid(), old_pid);
+    c = s.connect();
+    ASSERT_TRUE(c);
+    ASSERT_TRUE(wait_model_ready(c.get(), "tiny")) << s.log();
+    if (preamble) EXPECT_TRUE(wait_for(extra_has_its_options, std::chrono::seconds(20))) << "the registry lost 'extra'\n" << s.log();
+    EXPECT_NE(s.log().find("DB loaded from"), std::string::npos);
+    EXPECT_EQ(str(cmd(c.get(), {"DEBUG", "DIGEST"}).get()), digest);
+    EXPECT_EQ(str(cmd(c.get(), {"GET", "aof:out"}).get()), out);
+    EXPECT_EQ(str(cmd(c.get(), {"GET", "aof:chat"}).get()), session);
+    EXPECT_EQ(requests("tiny"), 0);  // loading ran nothing
+    // And the model still gives the same result.
+    auto again = cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", "hi", "MAX_TOKENS", "8", "TEMPERATURE", "0", "IGNORE_EOS"});
+    EXPECT_EQ(str(again.get()), text);
+}
+
+INSTANTIATE_TEST_SUITE_P(preamble, lifecycle_aof, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool> & i) { return i.param ? "rdb_preamble" : "no_preamble"; });
+
+// Known defect (issue 17): the registry is RDB aux data only. A rewrite without the RDB preamble
+// writes commands for keys, and nothing for aux data (Redis has no AOF callback for it), so the
+// INFER.LOAD of a model loaded at run time is gone from the AOF and a restart does not load it.
+// Enable this test with the fix (e.g. emit INFER.LOAD commands in the rewrite).
+TEST(lifecycle_aof_registry, DISABLED_registry_survives_a_rewrite_without_the_rdb_preamble) {
+    redis_server s({}, {"--appendonly", "yes", "--aof-use-rdb-preamble", "no"});
+    auto c = s.connect();
+    auto load = cmd(c.get(), {"INFER.LOAD", "extra", "tiny-q8_0.gguf", "CTX", "256"});
+    ASSERT_EQ(load->type, REDIS_REPLY_STATUS) << str(load.get());
+    ASSERT_EQ(cmd(c.get(), {"BGREWRITEAOF"})->type, REDIS_REPLY_STATUS);
+    ASSERT_TRUE(wait_for([&] {
+        const std::string p = str(cmd(c.get(), {"INFO", "persistence"}).get());
+        return p.find("aof_rewrite_in_progress:0") != std::string::npos && p.find("aof_rewrite_scheduled:0") != std::string::npos &&
+               p.find("aof_rewrites:1") != std::string::npos;
+    }));
+    ASSERT_TRUE(s.restart()) << s.log();
+    c = s.connect();
+    EXPECT_TRUE(wait_model_ready(c.get(), "extra")) << s.log();
 }
 
 // Under maxmemory, generation that writes nothing still works; anything that would write is
@@ -162,7 +252,9 @@ TEST_F(lifecycle, functions_cannot_call_blocking_commands) {
     auto f = cmd(c.get(), {"FUNCTION", "LOAD", "REPLACE",
                            "#!lua name=inferlib\nredis.register_function('gen', function() return redis.call('INFER.GENERATE', 'tiny', 'TEXT', 'x') end)"});
     ASSERT_EQ(f->type, REDIS_REPLY_STRING) << str(f.get());
-    EXPECT_EQ(cmd(c.get(), {"FCALL", "gen", "0"})->type, REDIS_REPLY_ERROR);
+    // The command is flagged noscript: Redis refuses it, naming the function and its line.
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"FCALL", "gen", "0"}),
+                                 "ERR This Redis command is not allowed from script script: gen, on @user_function:2."));
     cmd(c.get(), {"FUNCTION", "DELETE", "inferlib"});
 }
 

@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -200,15 +201,17 @@ public:
         return a;
     }
 
-    // Some vectors lose, duplicate or gain arguments; a few are noise after the command name.
+    // A quarter of the vectors are mutated: they lose, duplicate or gain an argument, get one
+    // replaced, or become noise after the command name.
     void mutate(argv_t & a) {
         const size_t m = below(100);
         if (m < 75 || a.size() < 2) return;
-        if (m < 70) {
+        ++mutations[m < 81 ? 0 : m < 86 ? 1 : m < 90 ? 2 : m < 95 ? 3 : 4];
+        if (m < 81) {
             a.erase(a.begin() + long(1 + below(a.size() - 1)));
-        } else if (m < 80) {
+        } else if (m < 86) {
             a.insert(a.begin() + long(1 + below(a.size())), a[1 + below(a.size() - 1)]);
-        } else if (m < 88) {
+        } else if (m < 90) {
             a.insert(a.begin() + long(1 + below(a.size())), pick(option_names()));
         } else if (m < 95) {
             a[1 + below(a.size() - 1)] = chance(50) ? number() : binary(8);
@@ -217,6 +220,9 @@ public:
             for (size_t i = below(8); i > 0; --i) a.push_back(chance(50) ? pick(option_names()) : text());
         }
     }
+
+    // How often each mutation ran: dropped, duplicated, option inserted, replaced, noise.
+    size_t mutations[5] = {};
 
 private:
     std::mt19937_64 rng_;
@@ -316,4 +322,91 @@ TEST_F(command_fuzz, random_argument_vectors_always_get_a_reply) {
     // The vectors must reach past parsing: some generations and embeddings succeed.
     EXPECT_GT(by_type["string"] + by_type["array"] + by_type["integer"], n / 10);
     EXPECT_GT(by_type["error"], n / 10);
+    // Every mutation ran, each on at least 2% of the vectors (a quarter are mutated).
+    for (size_t k = 0; k < 5; ++k) EXPECT_GT(g.mutations[k], n / 50) << "mutation " << k << " ran " << g.mutations[k] << " times";
+}
+
+// The hang the fuzz test found (c2e623e): text llama.cpp's BPE tokenizer rejects - a 4-byte UTF-8
+// sequence above U+10FFFF throws "invalid codepoint" - left the client blocked forever, and a
+// failed scheduler step dropped the other requests of its intake. Every request must be answered:
+// the bad ones with the error, the valid ones that arrive with them (the same intake) with the
+// results they get alone, for every command that tokenizes text.
+TEST_F(command_fuzz, text_the_tokenizer_rejects_is_an_error_and_the_requests_with_it_complete) {
+    const std::string bad = "ok \xf4\x90\x80\x80 ok";
+    const std::string err = "ERR the text cannot be tokenized - invalid codepoint (invalid UTF-8?)";
+    struct request { argv_t args; bool fails; std::string alone; };
+    std::vector<request> rs;
+    for (int i = 0; i < 3; ++i) {
+        const std::string good = "a valid prompt number " + std::to_string(i);
+        rs.push_back({{"INFER.GENERATE", "tiny", "TEXT", bad, "MAX_TOKENS", "4"}, true, ""});
+        rs.push_back({{"INFER.GENERATE", "tiny", "TEXT", good, "MAX_TOKENS", "8", "TEMPERATURE", "0", "IGNORE_EOS"}, false, ""});
+        rs.push_back({{"INFER.TOKENIZE", "tiny", bad}, true, ""});
+        rs.push_back({{"INFER.CHAT", "tiny", "fz:badsess", "USER", bad, "MAX_TOKENS", "4"}, true, ""});
+        rs.push_back({{"INFER.TOKENIZE", "tiny", good}, false, ""});
+        rs.push_back({{"INFER.CHAT", "tiny", "fz:badsess", "SYSTEM", bad, "USER", good, "MAX_TOKENS", "4"}, true, ""});
+        rs.push_back({{"INFER.EMBED", "bert", "TEXT", bad}, true, ""});
+        rs.push_back({{"INFER.EMBED", "bert", "TEXT", good}, false, ""});
+        rs.push_back({{"INFER.INGEST", "tiny", "bert", "fz:badset", "fz:badchunk", bad}, true, ""});
+        rs.push_back({{"INFER.GENERATE", "tiny", "TEXT", good + "!", "MAX_TOKENS", "8", "TEMPERATURE", "0", "IGNORE_EOS"}, false, ""});
+    }
+    // A reply as comparable text: a string, or the elements of an array of integers or strings.
+    const auto show_reply = [](const redisReply * r) {
+        std::string out = std::to_string(r->type) + ":";
+        if (r->type == REDIS_REPLY_ARRAY) {
+            for (size_t i = 0; i < r->elements; ++i) {
+                const redisReply * e = r->element[i];
+                out += e->type == REDIS_REPLY_INTEGER ? std::to_string(e->integer) : std::string(e->str, e->len);
+                out += ",";
+            }
+        } else if (r->str) {
+            out += std::string(r->str, r->len);
+        }
+        return out;
+    };
+    // Embeddings batched with others differ from the lone one in the last bits only.
+    const auto same_vector = [](const std::string & a, const std::string & b) {
+        std::vector<double> x, y;
+        for (auto [s, v] : {std::pair{&a, &x}, std::pair{&b, &y}}) {
+            std::istringstream in(s->substr(s->find(':') + 1));
+            for (std::string f; std::getline(in, f, ',');) v->push_back(std::atof(f.c_str()));
+        }
+        if (x.size() != y.size() || x.empty()) return false;
+        for (size_t i = 0; i < x.size(); ++i) {
+            if (std::fabs(x[i] - y[i]) > 1e-4) return false;
+        }
+        return true;
+    };
+    redisSetTimeout(c.get(), timeval{20, 0});  // no reply in 20 s is the hang
+    for (auto & r : rs) {
+        auto alone = cmd(c.get(), r.args);
+        ASSERT_TRUE(alone) << show(r.args);
+        if (r.fails) EXPECT_TRUE(is_error_exactly(alone, err)) << show(r.args);
+        else r.alone = show_reply(alone.get());
+        EXPECT_NE(alone->type, r.fails ? REDIS_REPLY_STRING : REDIS_REPLY_ERROR) << show(r.args);
+    }
+    // All at once, each on its own connection, sent before any reply is read.
+    std::vector<client_ptr> cs;
+    for (const auto & r : rs) {
+        cs.push_back(server->connect());
+        ASSERT_TRUE(cs.back());
+        redisSetTimeout(cs.back().get(), timeval{20, 0});  // no reply in 20 s is the hang
+        std::vector<const char *> argv;
+        std::vector<size_t> lens;
+        for (const auto & a : r.args) {
+            argv.push_back(a.data());
+            lens.push_back(a.size());
+        }
+        redisAppendCommandArgv(cs.back().get(), int(argv.size()), argv.data(), lens.data());
+        int done = 0;
+        while (!done) ASSERT_EQ(redisBufferWrite(cs.back().get(), &done), REDIS_OK);
+    }
+    for (size_t i = 0; i < rs.size(); ++i) {
+        void * raw = nullptr;
+        ASSERT_EQ(redisGetReply(cs[i].get(), &raw), REDIS_OK) << "no reply (the client stayed blocked) to" << show(rs[i].args);
+        reply_ptr r(static_cast<redisReply *>(raw));
+        if (rs[i].fails) EXPECT_TRUE(is_error_exactly(r, err)) << show(rs[i].args);
+        else if (rs[i].args[0] != "INFER.EMBED") EXPECT_EQ(show_reply(r.get()), rs[i].alone) << show(rs[i].args);
+        else EXPECT_TRUE(same_vector(show_reply(r.get()), rs[i].alone)) << show(rs[i].args);
+    }
+    EXPECT_EQ(cmd(c.get(), {"EXISTS", "fz:badsess", "fz:badset", "fz:badchunk"})->integer, 0);
 }

@@ -145,14 +145,28 @@ TEST(scheduler, stop_string_cuts_text) {
     EXPECT_EQ(cut.text, full.text.substr(0, full.text.find(stop)));
 }
 
+// A timeout returns what was generated: the start of the same greedy request without a deadline,
+// token for token, with its text, and some text once tokens were generated.
 TEST(scheduler, timeout_returns_partial_text) {
     auto m = load_tiny(1, 4096);
     scheduler s("t", m);
-    auto r = greedy_request(prompt_of(*m, "hello"), 4000);
-    r->deadline = clock_type::now() + std::chrono::milliseconds(50);
+    const auto prompt = prompt_of(*m, "hello");
+    auto r = greedy_request(prompt, 4000);
+    r->ignore_eos = true;
+    r->deadline = clock_type::now() + std::chrono::milliseconds(200);
     const auto res = post(s, std::move(r)).get();
+    ASSERT_TRUE(res.error.empty()) << res.error;
     EXPECT_EQ(res.finish, finish_reason_timeout);
     EXPECT_LT(res.completion_tokens, 4000);
+    EXPECT_EQ(res.completion_tokens, int32_t(res.tokens.size()));
+    if (!res.tokens.empty()) EXPECT_FALSE(res.text.empty()) << res.tokens.size() << " tokens";
+    auto whole_req = greedy_request(prompt, int(res.tokens.size()) + 16);
+    whole_req->ignore_eos = true;
+    const auto whole = post(s, std::move(whole_req)).get();
+    ASSERT_TRUE(whole.error.empty()) << whole.error;
+    ASSERT_GT(whole.tokens.size(), res.tokens.size());
+    EXPECT_EQ(std::vector<token>(whole.tokens.begin(), whole.tokens.begin() + long(res.tokens.size())), res.tokens);
+    EXPECT_EQ(whole.text.rfind(res.text, 0), 0u) << "'" << res.text << "' is not a prefix of '" << whole.text << "'";
 }
 
 TEST(scheduler, cancel_frees_the_slot) {
@@ -335,35 +349,50 @@ TEST(prefix_reuse, concurrent_requests_prefill_a_shared_prefix_once) {
     RecordProperty("prefilled", std::to_string(st.prompt_tokens) + " of " + std::to_string(total_prompt));
 }
 
-// With GPU_LAYERS set, sampling runs on the worker pool; outputs must not change. (On a CPU-only
-// build the layers stay on the CPU, but the pooled sampling path is the same.)
+// With GPU_LAYERS set, sampling runs on the worker pool; outputs must not change: greedy ones
+// equal the reference, and seeded ones equal the same requests on a scheduler without the pool.
+// (On a CPU-only build the layers stay on the CPU, but the pooled sampling path is the same.)
 TEST(scheduler, pooled_sampling_gives_the_same_outputs) {
     backend_init();
-    model_params p = model_default_params();
-    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
-    p.n_ctx = 512;
-    p.n_slots = 8;
-    p.n_threads = 2;
-    p.n_gpu_layers = -1;
-    std::string err;
-    auto m = model::load(p, err);
-    ASSERT_TRUE(m) << err;
-    scheduler s("t", m);
-    std::vector<std::future<infer_result>> futs;
-    std::vector<std::vector<token>> prompts;
-    for (int i = 0; i < 8; ++i) {
-        prompts.push_back(prompt_of(*m, "pooled prompt " + std::to_string(i) + std::string(size_t(i) * 3, 'q')));
-        auto r = greedy_request(prompts.back(), 16);
-        if (i % 2) {  // half of them through a sampler chain (seeded, so reproducible)
-            r->sampling.temperature = 0.9f;
-            r->sampling.seed = 77;
+    const auto run_all = [](int32_t gpu_layers, std::vector<std::vector<token>> & prompts) {
+        model_params p = model_default_params();
+        p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
+        p.n_ctx = 512;
+        p.n_slots = 8;
+        p.n_threads = 2;
+        p.n_gpu_layers = gpu_layers;
+        std::string err;
+        auto m = model::load(p, err);
+        EXPECT_TRUE(m) << err;
+        std::vector<infer_result> out;
+        if (!m) return out;
+        scheduler s("t", m);
+        std::vector<std::future<infer_result>> futs;
+        prompts.clear();
+        for (int i = 0; i < 8; ++i) {
+            prompts.push_back(prompt_of(*m, "pooled prompt " + std::to_string(i) + std::string(size_t(i) * 3, 'q')));
+            auto r = greedy_request(prompts.back(), 16);
+            if (i % 2) {  // half of them through a sampler chain (seeded, so reproducible)
+                r->sampling.temperature = 0.9f;
+                r->sampling.seed = 77 + uint32_t(i);
+            }
+            futs.push_back(post(s, std::move(r)));
         }
-        futs.push_back(post(s, std::move(r)));
-    }
-    for (int i = 0; i < 8; ++i) {
-        const auto res = futs[size_t(i)].get();
-        ASSERT_TRUE(res.error.empty()) << res.error;
-        if (i % 2 == 0) EXPECT_EQ(res.tokens, reference_greedy(*m, prompts[size_t(i)], 16)) << i;
-        else EXPECT_EQ(res.completion_tokens, 16);
+        for (auto & f : futs) out.push_back(f.get());
+        if (gpu_layers != 0) {
+            for (int i = 0; i < 8; i += 2) EXPECT_EQ(out[size_t(i)].tokens, reference_greedy(*m, prompts[size_t(i)], 16)) << i;
+        }
+        return out;
+    };
+    std::vector<std::vector<token>> prompts;
+    const auto pooled = run_all(-1, prompts);
+    const auto unpooled = run_all(0, prompts);
+    ASSERT_EQ(pooled.size(), 8u);
+    ASSERT_EQ(unpooled.size(), 8u);
+    for (size_t i = 0; i < 8; ++i) {
+        ASSERT_TRUE(pooled[i].error.empty()) << pooled[i].error;
+        EXPECT_EQ(pooled[i].tokens, unpooled[i].tokens) << "request " << i << (i % 2 ? " (seeded)" : " (greedy)");
+        EXPECT_EQ(pooled[i].text, unpooled[i].text) << i;
+        EXPECT_GT(pooled[i].completion_tokens, 0) << i;
     }
 }

@@ -142,9 +142,9 @@ for t in "${targets[@]}"; do
     rm -f "$B/artifacts/$name"-* "$B/artifacts/$name.known"
     fuzz_log "$name: ${secs}s"
     set +e
-    # shellcheck disable=SC2086
     seeds=("tests/fuzz/corpus/$(seed_dir "$name")")
     [ "$name" = fuzz_gguf_load ] && seeds+=("$B/seeds/gguf")
+    # shellcheck disable=SC2086  # $extra is a list of flags
     ASAN_OPTIONS="$ASAN_OPTIONS${asan_extra:+:$asan_extra}" \
     timeout $((secs + 120)) "$bin/$name" "$corpus" "${seeds[@]}" -max_total_time="$secs" \
         -max_len="$max_len" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \

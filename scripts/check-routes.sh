@@ -12,7 +12,7 @@ source scripts/deps.sh
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 t0=$(date +%s)
 
-tarball=$(deps_fetch_redis_source "$tmp") || { echo "route check FAILED: Redis source from Debian $REDIS_DEB_SUITE" >&2; exit 1; }
+tarball=$(REDIS_INFER_STRICT_PIN=1 deps_fetch_redis_source "$tmp") || { echo "route check FAILED: Redis source from Debian $REDIS_DEB_SUITE" >&2; exit 1; }
 tar tzf "$tarball" >"$tmp/redis.list" && grep -q '/src/redismodule.h$' "$tmp/redis.list" ||
     { echo "route check FAILED: $(basename "$tarball") holds no src/redismodule.h" >&2; exit 1; }
 deps_log "route ok: $(basename "$tarball") (SHA256 checked against trixie's Sources index)"

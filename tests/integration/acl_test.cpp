@@ -40,24 +40,6 @@ std::string dryrun_no_key(const std::string & user, const std::string & key) {
 }
 
 // Sends a command without waiting for its reply; receive() reads it.
-void send(redisContext * c, const std::vector<std::string> & args) {
-    std::vector<const char *> argv;
-    std::vector<size_t> lens;
-    for (const auto & a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-    }
-    ASSERT_EQ(redisAppendCommandArgv(c, int(argv.size()), argv.data(), lens.data()), REDIS_OK);
-    int done = 0;
-    while (!done) ASSERT_EQ(redisBufferWrite(c, &done), REDIS_OK);
-}
-
-reply_ptr receive(redisContext * c) {
-    void * raw = nullptr;
-    if (redisGetReply(c, &raw) != REDIS_OK) return nullptr;
-    return reply_ptr(static_cast<redisReply *>(raw));
-}
-
 // One call per command, with keys under k:*, for the category matrix.
 const std::vector<std::pair<std::string, std::vector<std::string>>> k_calls = {
     {"infer.info", {"INFER.INFO"}},

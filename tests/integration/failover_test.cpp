@@ -46,17 +46,6 @@ reply_ptr once(int port, const std::vector<std::string> & args) {
     return c ? cmd(c.get(), args) : nullptr;
 }
 
-void send(redisContext * c, const std::vector<std::string> & args) {
-    std::vector<const char *> argv;
-    std::vector<size_t> lens;
-    for (auto & a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-    }
-    redisAppendCommandArgv(c, int(argv.size()), argv.data(), lens.data());
-    redisBufferWrite(c, nullptr);
-}
-
 // `field:value` from INFO; "" if absent or the node does not answer.
 std::string info_field(int port, const std::string & section, const std::string & field) {
     const std::string info = str(once(port, {"INFO", section}).get());

@@ -11,19 +11,6 @@ namespace {
 std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
 
 // Sends a command without waiting for its reply.
-void send(redisContext * c, const std::vector<std::string> & args) {
-    std::vector<const char *> argv;
-    std::vector<size_t> lens;
-    for (auto & a : args) { argv.push_back(a.data()); lens.push_back(a.size()); }
-    redisAppendCommandArgv(c, int(argv.size()), argv.data(), lens.data());
-    redisBufferWrite(c, nullptr);
-}
-
-reply_ptr receive(redisContext * c) {
-    void * raw = nullptr;
-    if (redisGetReply(c, &raw) != REDIS_OK) return nullptr;
-    return reply_ptr(static_cast<redisReply *>(raw));
-}
 }  // namespace
 
 class lifecycle : public live {

@@ -14,23 +14,6 @@ const char * k_readonly = "READONLY You can't write against a read only replica.
 
 std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
 
-void send(redisContext * c, const std::vector<std::string> & args) {
-    std::vector<const char *> argv;
-    std::vector<size_t> lens;
-    for (auto & a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-    }
-    redisAppendCommandArgv(c, int(argv.size()), argv.data(), lens.data());
-    redisBufferWrite(c, nullptr);
-}
-
-reply_ptr receive(redisContext * c) {
-    void * raw = nullptr;
-    if (redisGetReply(c, &raw) != REDIS_OK) return nullptr;
-    return reply_ptr(static_cast<redisReply *>(raw));
-}
-
 bool link_up(redisContext * replica) {
     return wait_for([&] {
         return str(cmd(replica, {"INFO", "replication"}).get()).find("master_link_status:up") != std::string::npos;

@@ -18,24 +18,6 @@ namespace {
 
 std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
 
-void send(redisContext * c, const std::vector<std::string> & args) {
-    std::vector<const char *> argv;
-    std::vector<size_t> lens;
-    for (auto & a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-    }
-    redisAppendCommandArgv(c, int(argv.size()), argv.data(), lens.data());
-    int done = 0;
-    while (!done && redisBufferWrite(c, &done) == REDIS_OK) {}
-}
-
-reply_ptr receive(redisContext * c) {
-    void * r = nullptr;
-    if (redisGetReply(c, &r) != REDIS_OK) return nullptr;
-    return reply_ptr(static_cast<redisReply *>(r));
-}
-
 std::string info_field(redisContext * c, const std::string & section, const std::string & field) {
     const std::string info = str(cmd(c, {"INFO", section}).get());
     const size_t at = info.find(field + ":");

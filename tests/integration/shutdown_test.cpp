@@ -27,23 +27,6 @@ using clock_type = std::chrono::steady_clock;
 
 std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
 
-void send(redisContext * c, const std::vector<std::string> & args) {
-    std::vector<const char *> argv;
-    std::vector<size_t> lens;
-    for (auto & a : args) {
-        argv.push_back(a.data());
-        lens.push_back(a.size());
-    }
-    redisAppendCommandArgv(c, int(argv.size()), argv.data(), lens.data());
-    redisBufferWrite(c, nullptr);
-}
-
-reply_ptr receive(redisContext * c) {
-    void * raw = nullptr;
-    if (redisGetReply(c, &raw) != REDIS_OK) return nullptr;
-    return reply_ptr(static_cast<redisReply *>(raw));
-}
-
 // Resident memory of a process, in MB (0 if it is gone).
 long rss_mb(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/statm");

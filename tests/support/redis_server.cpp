@@ -168,4 +168,22 @@ std::string pack(const std::vector<uint32_t> & ids) {
     return s;
 }
 
+void send(redisContext * c, const std::vector<std::string> & args) {
+    std::vector<const char *> argv;
+    std::vector<size_t> lens;
+    for (auto & a : args) {
+        argv.push_back(a.data());
+        lens.push_back(a.size());
+    }
+    redisAppendCommandArgv(c, int(argv.size()), argv.data(), lens.data());
+    int done = 0;
+    while (!done && redisBufferWrite(c, &done) == REDIS_OK) {}
+}
+
+reply_ptr receive(redisContext * c) {
+    void * raw = nullptr;
+    if (redisGetReply(c, &raw) != REDIS_OK) return nullptr;
+    return reply_ptr(static_cast<redisReply *>(raw));
+}
+
 }  // namespace testing_support

@@ -59,6 +59,12 @@ private:
 reply_ptr cmd(redisContext * c, std::initializer_list<std::string> args);
 reply_ptr cmd(redisContext * c, const std::vector<std::string> & args);
 
+// Pipelining: send() writes a command without waiting (binary-safe), receive() reads the next
+// reply (nullptr on a connection error or read timeout). For requests that run in the
+// background while a test does something else to the server.
+void send(redisContext * c, const std::vector<std::string> & args);
+reply_ptr receive(redisContext * c);
+
 // Polls `cond` every 10 ms until it holds or the deadline passes.
 bool wait_for(const std::function<bool()> & cond, std::chrono::milliseconds deadline = std::chrono::seconds(30));
 

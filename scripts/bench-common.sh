@@ -20,11 +20,14 @@ if [ ! -f "$model" ]; then
     build/make-test-model --shape "$shape" --type "$type" --vocab "$LLAMA_PREFIX/vocab/ggml-vocab-qwen2.gguf" --out "$model" >&2
 fi
 port=$(( 20000 + RANDOM % 20000 ))
+# BENCH_MODULE=<path to a redis_infer.so>: benchmark that build instead of build/'s (before/after
+# comparisons of a change: copy the old module aside first).
+module=${BENCH_MODULE:-$PWD/build/redis_infer.so}
 
 # bench_start_redis SLOTS CTX LOGFILE: redis-server with the model loaded as "bench"; sets rpid.
 bench_start_redis() {
     "$REDIS_SERVER" --port "$port" --save "" --appendonly no --logfile "$3" \
-        --loadmodule "$PWD/build/redis_infer.so" MODEL bench "$(basename "$model")" CTX "$2" SLOTS "$1" \
+        --loadmodule "$module" MODEL bench "$(basename "$model")" CTX "$2" SLOTS "$1" \
         BATCH "$batch" THREADS "$threads" GPU_LAYERS "$ngl" --infer.model-dir "$PWD/$out/models" &
     rpid=$!
     trap 'kill $rpid 2>/dev/null || true' EXIT

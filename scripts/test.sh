@@ -26,9 +26,18 @@ configure() {
     cmake -S . -B "$dir" "$@" >"$dir/configure.log" 2>&1 || { cat "$dir/configure.log" >&2; return 1; }
 }
 
-# The engine never includes Redis (DESIGN.md): it must stay usable and testable without it.
+# The engine never includes Redis (docs/architecture.md): it must stay usable and testable without it.
 if grep -rn 'redismodule\.h' src/engine; then
     echo "src/engine must not include redismodule.h" >&2
+    exit 1
+fi
+
+# The engine reports typed errors (src/engine/errors.h); only src/commands/errors.cpp words them.
+# A string literal in the engine naming a command, an option or a reply code is a message
+# written in the wrong layer. Log lines (log_msg) are the operator's, not a client's.
+if grep -nE '"[^"]*(\bINFER\.[A-Z]|\bERR |\b(MAX_TOKENS|TRUNCATE|EMBEDDING|BATCH|CTX|SLOTS|GPU_LAYERS|PROMPT|TEXT|STORE|STREAM|TIMEOUT|WITHMETA|NO_CACHE|NO_SPECIAL)\b)' \
+        src/engine/*.cpp src/engine/*.h | grep -vE '^[^:]+:[0-9]+:\s*//|log_msg\('; then
+    echo "src/engine must not word client-facing messages (command or option names above): use engine_error" >&2
     exit 1
 fi
 

@@ -1,13 +1,21 @@
 // redis_infer.so entry points: RedisModule_OnLoad (configs, the one command table, INFO, module
 // arguments) and RedisModule_OnUnload.
 //
-// Threading model of the whole module, in one paragraph: the Redis main thread runs command
-// handlers (parse, copy keys, validate, block, post) and reply callbacks (write RESP, write
-// keys). Each loaded model has one scheduler thread that owns its llama_context and does all the
-// inference; a single loader thread loads and frees models. The main thread never waits for
-// either: queues are bounded and a full one is an immediate error.
+// Threading model of the whole module (docs/architecture.md has the long form):
+// - the Redis main thread runs command handlers (parse, copy keys, validate, block, post),
+//   reply callbacks (write RESP) and main-thread jobs (redis/main_jobs.h: every keyspace read or
+//   write a request makes after its command returned, run from a module timer that an
+//   event-loop one-shot arms);
+// - each loaded model has one executor thread (engine/executor.h: a scheduler or an embedder)
+//   that owns its llama_context and does all tokenizing, prompt assembly and inference; with
+//   the model on a GPU, a scheduler also has a small sampling pool (engine/worker_pool.h);
+// - one loader thread (engine/model_registry.h) loads, replaces and frees models.
+// The main thread never waits for the others while serving: queues are bounded and a full one is
+// an immediate error. It does wait once, at SHUTDOWN (on_shutdown below): it cancels every
+// request and joins every model thread, so no inference runs while Redis tears itself down; a
+// long prefill in progress finishes its decode step first.
 #include "commands/commands.h"
-#include "commands/outputs.h"
+#include "commands/keyspace.h"
 #include "engine/backend.h"
 #include "engine/cpu_isa.h"
 #include "redis/main_jobs.h"
@@ -164,7 +172,7 @@ extern "C" __attribute__((visibility("default"))) int RedisModule_OnLoad(RedisMo
         }
         if (cmd::config_register(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
         rm::main_jobs_init(ctx);
-        cmd::outputs_init(ctx);
+        cmd::keyspace_init(ctx);
         if (cmd::registry_persistence_register(ctx) != REDISMODULE_OK) return REDISMODULE_ERR;
         if (RedisModule_RegisterInfoFunc(ctx, cmd::info_section) != REDISMODULE_OK) return REDISMODULE_ERR;
         if (cmd::models_from_module_args(ctx, argv, argc) != REDISMODULE_OK) return REDISMODULE_ERR;
@@ -186,7 +194,7 @@ extern "C" __attribute__((visibility("default"))) int RedisModule_OnUnload(Redis
     }
     cmd::state().registry.shutdown();
     rm::main_jobs_shutdown();
-    cmd::outputs_shutdown();
+    cmd::keyspace_shutdown();
     cmd::state_destroy();
     return REDISMODULE_OK;
 }

@@ -1,6 +1,8 @@
 // See args.h.
 #include "commands/args.h"
 
+#include "commands/commands.h"
+
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -76,6 +78,14 @@ double arg_reader::next_double(std::string_view what, double min, double max) {
         throw rm::reply_error("ERR " + std::string(what) + " out of range - got " + quote(s) + ", expected " + range);
     }
     return v;
+}
+
+void check_text_bytes(std::string_view what, size_t bytes) {
+    const long long max = state().max_prompt_bytes;
+    if (bytes > size_t(max)) {
+        throw rm::reply_error("ERR " + std::string(what) + " too long - got " + std::to_string(bytes) +
+                              " bytes, expected at most " + std::to_string(max) + " (infer.max-prompt-bytes)");
+    }
 }
 
 void arg_reader::unknown_option(std::string_view command) const {

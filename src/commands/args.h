@@ -43,4 +43,8 @@ private:
 
 bool iequals(std::string_view a, std::string_view b);
 
+// Text a client sends to be tokenized is bounded by infer.max-prompt-bytes: throws
+// "ERR <what> too long - ..." past it.
+void check_text_bytes(std::string_view what, size_t bytes);
+
 }  // namespace infer::cmd

@@ -29,6 +29,14 @@ int cmd_chat(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         declare_generation_keys(ctx, argv, argc, 3);
         return REDISMODULE_OK;
     }
+    // INFER.CHAT tiny USER hi: the session key left out, USER taken as it, the text as an option.
+    const bool key_is_option = argc >= 4 && (iequals(rm::str(argv[2]), "USER") || iequals(rm::str(argv[2]), "SYSTEM"));
+    const auto no_session_key = [&] {
+        return rm::reply_error("ERR the session key comes before " + std::string(rm::str(argv[2])) +
+                               ": INFER.CHAT <model> <session-key> USER <text> - got " + quote(rm::str(argv[2])) +
+                               " as the session key");
+    };
+    if (key_is_option && argc == 4) throw no_session_key();
     if (argc < 5) return RedisModule_WrongArity(ctx);
     auto req = std::make_unique<infer_request>();
     req->kind = request_kind_generate;
@@ -45,19 +53,16 @@ int cmd_chat(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         } else if (r.match("TRUNCATE")) {
             req->chat_truncate = true;
         } else if (!parse_generation_option(r, *req, out)) {
+            if (key_is_option && r.pos() == 3) throw no_session_key();
             r.unknown_option("INFER.CHAT");
         }
     }
     if (!have_user) throw rm::reply_error("ERR USER is required");
-    if (system.size() + user.size() > size_t(state().max_prompt_bytes)) {
-        throw rm::reply_error("ERR SYSTEM plus USER too long - got " + std::to_string(system.size() + user.size()) +
-                              " bytes, expected at most " + std::to_string(state().max_prompt_bytes) +
-                              " (infer.max-prompt-bytes)");
-    }
+    check_text_bytes("SYSTEM plus USER", system.size() + user.size());
     if (!system.empty()) req->chat.push_back({"system", system});
     req->chat.push_back({"user", user});
 
-    auto inst = ready_model(rm::str(argv[1]));
+    auto inst = ready_generation_model(rm::str(argv[1]));
     const model & m = *inst->weights;
     check_max_tokens(*req, m.params().n_ctx);
     // The session so far (absent = new). Read in full: TRUNCATE may cut it to fit.

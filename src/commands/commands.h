@@ -44,22 +44,19 @@ std::string load_model_in_background(const std::string & name, const std::string
 // registry_persistence.cpp
 int registry_persistence_register(RedisModuleCtx * ctx);
 
+// The model named by argv, ready to take requests, or a reply_error (models.cpp).
+std::shared_ptr<model_instance> ready_model(std::string_view name);
+// The same, and of the wanted kind: generation or embedding.
+std::shared_ptr<model_instance> ready_model_of_kind(std::string_view name, bool embedding);
+
 // tokens.cpp
 int cmd_tokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
 int cmd_detokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
-// Reads a token key on the main thread: appends its validated ids to out, or throws
-// (WRONGTYPE, missing key, bad length, id out of range, too long).
-void read_token_key(RedisModuleCtx * ctx, RedisModuleString * key, const model & m, size_t max_tokens,
-                    std::vector<token> & out);
-// The model named by argv, ready to take requests, or a reply_error.
-std::shared_ptr<model_instance> ready_model(std::string_view name);
 
 // embed.cpp: INFER.EMBED, INFER.INGEST; rag.cpp: INFER.RAG
 int cmd_embed(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
 int cmd_ingest(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
 int cmd_rag(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);
-// The model named by argv if it is ready and of the wanted kind, or a reply_error.
-std::shared_ptr<model_instance> ready_model_of_kind(std::string_view name, bool embedding);
 
 // generate.cpp, chat.cpp
 int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc);

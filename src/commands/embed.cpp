@@ -1,24 +1,21 @@
 // Embeddings: INFER.EMBED and INFER.INGEST. The text or token key is copied here, the vector is
 // computed on the embedding model's thread (batched with other inputs), and the writes (SET of
 // an FP32 blob, VADD into a Vector Set) run on the main thread in the reply callback, as the
-// caller, replicated like the caller's own SET/VADD (outputs.h).
+// caller, replicated like the caller's own SET/VADD (keyspace.h).
 #include "commands/commands.h"
 
 #include "commands/args.h"
+#include "commands/errors.h"
 #include "commands/generate.h"
-#include "commands/outputs.h"
-#include "redis/blocking.h"
+#include "commands/keyspace.h"
+#include "commands/submit.h"
 
 namespace infer::cmd {
 namespace {
 
 std::string checked_text(std::string_view t, const char * what) {
     if (t.empty()) throw rm::reply_error(std::string("ERR the input is empty - got 0 bytes of ") + what + ", expected at least 1");
-    if (t.size() > size_t(state().max_prompt_bytes)) {
-        throw rm::reply_error(std::string("ERR ") + what + " too long - got " + std::to_string(t.size()) +
-                              " bytes, expected at most " + std::to_string(state().max_prompt_bytes) +
-                              " (infer.max-prompt-bytes)");
-    }
+    check_text_bytes(what, t.size());
     return std::string(t);
 }
 
@@ -33,21 +30,6 @@ void check_vector_set(RedisModuleCtx * ctx, const std::string & vset, const mode
 }
 
 }  // namespace
-
-std::shared_ptr<model_instance> ready_model_of_kind(std::string_view name, bool embedding) {
-    // An embedding model is what a newcomer most often lacks (a server started with only a
-    // generation model): say how to get one, not only that the name is unknown.
-    if (const std::string n(name); embedding && !state().registry.find(n) && !state().registry.is_loading(n)) {
-        throw rm::reply_error("ERR no such model " + quote(n) +
-                              " - load an embedding model with INFER.LOAD <name> <file.gguf> EMBEDDING");
-    }
-    auto inst = ready_model(name);
-    if (inst->weights->params().embedding != embedding) {
-        throw rm::reply_error(embedding ? "ERR model " + quote(name) + " is not an embedding model - load one with INFER.LOAD ... EMBEDDING"
-                                        : "ERR model " + quote(name) + " is an embedding model - it cannot generate");
-    }
-    return inst;
-}
 
 // INFER.EMBED model (TEXT text | PROMPT key) [NORMALIZE] [STORE key] [VADD vset element]
 //   Embeds one input with an EMBEDDING model (the model's pooling). TEXT is tokenized with the
@@ -114,7 +96,7 @@ int cmd_embed(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     const model & m = *inst->weights;
     if (prompt_key) {
         read_token_key(ctx, prompt_key, m, m.params().n_ctx, req->prompt);
-        if (req->prompt.empty()) throw rm::reply_error("ERR the input is empty - got 0 tokens, expected at least 1");
+        if (req->prompt.empty()) throw rm::reply_error(error_text({error_code::input_empty}, inst->name));
     }
     const bool writes = !store.empty() || !vset.empty();
     if (writes) require_writable(ctx);
@@ -125,18 +107,18 @@ int cmd_embed(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     rm::require_blocking_allowed(ctx, "INFER.EMBED");
 
     if (!writes) {
-        rm::block_and_submit(ctx, *inst->sched, std::move(req), [](RedisModuleCtx * c, infer_result & res) {
+        block_and_submit(ctx, *inst->sched, std::move(req), [](RedisModuleCtx * c, infer_result & res) {
             RedisModule_ReplyWithArray(c, long(res.embedding.size()));
             for (float v : res.embedding) RedisModule_ReplyWithDouble(c, double(v));
             return REDISMODULE_OK;
         });
         return REDISMODULE_OK;
     }
-    rm::block_and_submit(
+    block_and_submit(
         ctx, *inst->sched, std::move(req),
         [](RedisModuleCtx * c, infer_result & res) { return RedisModule_ReplyWithLongLong(c, (long long) res.embedding.size()); },
-        [who = write_as::caller(ctx), store, vset, element](RedisModuleCtx *, infer_result & res) {
-            if (!res.error.empty()) return std::string();
+        [who = write_as::caller(ctx), store, vset, element](const infer_result & res, const std::string & error) {
+            if (!error.empty()) return std::string();
             std::string err;
             if (!vset.empty()) err = add_vector(who, vset, element, res.embedding);
             if (!store.empty() && err.empty()) {
@@ -148,7 +130,7 @@ int cmd_embed(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
 }
 
 // INFER.INGEST gen-model embed-model vset key text
-//   Adds one document chunk to a RAG corpus (DESIGN.md's layout): key becomes the text's token
+//   Adds one document chunk to a RAG corpus (the layout in docs/architecture.md): key becomes the text's token
 //   key in gen-model's vocabulary (special tokens not parsed, no BOS), and the text's embedding
 //   by embed-model is added to the Vector Set vset with key as the element name. Both are
 //   computed on the embedding model's thread; then VADD and SET run, VADD first, so a dimension
@@ -172,11 +154,11 @@ int cmd_ingest(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     if (std::string err = check_string_or_empty(ctx, key); !err.empty()) throw rm::reply_error(err);
     check_vector_set(ctx, vset, *emb->weights);
     rm::require_blocking_allowed(ctx, "INFER.INGEST");
-    rm::block_and_submit(
+    block_and_submit(
         ctx, *emb->sched, std::move(req),
         [](RedisModuleCtx * c, infer_result & res) { return RedisModule_ReplyWithLongLong(c, (long long) res.tokens.size()); },
-        [who = write_as::caller(ctx), vset, key](RedisModuleCtx *, infer_result & res) {
-            if (!res.error.empty()) return std::string();
+        [who = write_as::caller(ctx), vset, key](const infer_result & res, const std::string & error) {
+            if (!error.empty()) return std::string();
             std::string err = add_vector(who, vset, key, res.embedding);
             if (err.empty()) err = store_tokens(who, key, res.tokens);
             return err;

@@ -4,7 +4,9 @@
 #include "commands/generate.h"
 
 #include "commands/args.h"
-#include "redis/blocking.h"
+#include "commands/errors.h"
+#include "commands/stream_sink.h"
+#include "commands/submit.h"
 
 #include <chrono>
 
@@ -14,71 +16,64 @@ namespace {
 // Every option of GENERATE/CHAT and how many values follow it; PROMPT takes keys up to the next
 // option. Key declaration walks argv with this table, so a value such as TEXT "STORE" is never
 // mistaken for an option.
-struct option_def {
-    const char * name;
-    int values;
-};
+constexpr int k_read = REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS;
 constexpr option_def k_options[] = {
-    {"PROMPT", -1},    {"TEXT", 1},     {"SYSTEM", 1},     {"USER", 1},        {"MAX_TOKENS", 1},
-    {"TEMPERATURE", 1}, {"TOP_K", 1},   {"TOP_P", 1},      {"MIN_P", 1},       {"REPEAT_PENALTY", 1},
-    {"SEED", 1},       {"STOP", 1},     {"TIMEOUT", 1},    {"STORE", 1},       {"STREAM", 1},
-    {"WITHMETA", 0},   {"IGNORE_EOS", 0}, {"NO_CACHE", 0}, {"TRUNCATE", 0},   {"NO_SPECIAL", 0},
+    {"PROMPT", -1, k_read}, {"TEXT", 1, 0},       {"SYSTEM", 1, 0},     {"USER", 1, 0},
+    {"MAX_TOKENS", 1, 0},   {"TEMPERATURE", 1, 0}, {"TOP_K", 1, 0},     {"TOP_P", 1, 0},
+    {"MIN_P", 1, 0},        {"REPEAT_PENALTY", 1, 0}, {"SEED", 1, 0},   {"STOP", 1, 0},
+    {"TIMEOUT", 1, 0},      {"STORE", 1, REDISMODULE_CMD_KEY_OW | REDISMODULE_CMD_KEY_UPDATE},
+    {"STREAM", 1, REDISMODULE_CMD_KEY_RW | REDISMODULE_CMD_KEY_INSERT},
+    {"WITHMETA", 0, 0},     {"IGNORE_EOS", 0, 0}, {"NO_CACHE", 0, 0},   {"TRUNCATE", 0, 0},
+    {"NO_SPECIAL", 0, 0},
 };
 constexpr size_t k_max_stops = 16;
 constexpr size_t k_max_stop_len = 256;
 
-const option_def * find_option(std::string_view a) {
-    for (const auto & o : k_options) {
+const option_def * find_in(std::span<const option_def> table, std::string_view a) {
+    for (const auto & o : table) {
         if (iequals(a, o.name)) return &o;
     }
     return nullptr;
 }
 
+const option_def * find_option(std::string_view a) { return find_in(k_options, a); }
+
 int reply_result(RedisModuleCtx * ctx, infer_result & r, bool meta) {
     if (!meta) return RedisModule_ReplyWithStringBuffer(ctx, r.text.data(), r.text.size());
     RedisModule_ReplyWithMap(ctx, 10);
-    RedisModule_ReplyWithCString(ctx, "text");
-    RedisModule_ReplyWithStringBuffer(ctx, r.text.data(), r.text.size());
-    RedisModule_ReplyWithCString(ctx, "finish_reason");
-    RedisModule_ReplyWithCString(ctx, finish_reason_name(r.finish));
-    RedisModule_ReplyWithCString(ctx, "prompt_tokens");
-    RedisModule_ReplyWithLongLong(ctx, r.prompt_tokens);
-    RedisModule_ReplyWithCString(ctx, "completion_tokens");
-    RedisModule_ReplyWithLongLong(ctx, r.completion_tokens);
-    RedisModule_ReplyWithCString(ctx, "cached_tokens");
-    RedisModule_ReplyWithLongLong(ctx, r.cached_tokens);
-    RedisModule_ReplyWithCString(ctx, "dropped_utf8_bytes");
-    RedisModule_ReplyWithLongLong(ctx, r.dropped_utf8_bytes);
-    RedisModule_ReplyWithCString(ctx, "queue_ms");
-    RedisModule_ReplyWithDouble(ctx, r.queue_ms);
-    RedisModule_ReplyWithCString(ctx, "prefill_ms");
-    RedisModule_ReplyWithDouble(ctx, r.prefill_ms);
-    RedisModule_ReplyWithCString(ctx, "decode_ms");
-    RedisModule_ReplyWithDouble(ctx, r.decode_ms);
-    RedisModule_ReplyWithCString(ctx, "tokens_per_sec");
-    RedisModule_ReplyWithDouble(ctx, r.decode_ms > 0 ? (r.completion_tokens - 1) * 1000.0 / r.decode_ms : 0.0);
+    rm::reply_kv(ctx, "text", r.text);
+    rm::reply_kv(ctx, "finish_reason", finish_reason_name(r.finish));
+    rm::reply_kv(ctx, "prompt_tokens", (long long) r.prompt_tokens);
+    rm::reply_kv(ctx, "completion_tokens", (long long) r.completion_tokens);
+    rm::reply_kv(ctx, "cached_tokens", (long long) r.cached_tokens);
+    rm::reply_kv(ctx, "dropped_utf8_bytes", (long long) r.dropped_utf8_bytes);
+    rm::reply_kv(ctx, "queue_ms", r.queue_ms);
+    rm::reply_kv(ctx, "prefill_ms", r.prefill_ms);
+    rm::reply_kv(ctx, "decode_ms", r.decode_ms);
+    rm::reply_kv(ctx, "tokens_per_sec", r.decode_ms > 0 ? (r.completion_tokens - 1) * 1000.0 / r.decode_ms : 0.0);
     return REDISMODULE_OK;
 }
 
 }  // namespace
 
-void declare_generation_keys(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc, int from) {
+void declare_generation_keys(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc, int from,
+                             std::span<const option_def> extra) {
+    const auto find = [&](std::string_view a) {
+        const option_def * o = find_option(a);
+        return o ? o : find_in(extra, a);
+    };
     for (int i = from; i < argc;) {
-        const option_def * o = find_option(rm::str(argv[i]));
+        const option_def * o = find(rm::str(argv[i]));
         if (!o) {
             ++i;
             continue;
         }
         if (o->values < 0) {  // PROMPT key [key ...]
-            for (++i; i < argc && !find_option(rm::str(argv[i])); ++i) {
-                RedisModule_KeyAtPosWithFlags(ctx, i, REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS);
-            }
+            for (++i; i < argc && !find(rm::str(argv[i])); ++i) RedisModule_KeyAtPosWithFlags(ctx, i, o->key_flags);
             continue;
         }
-        if (i + 1 < argc && iequals(o->name, "STORE")) {
-            RedisModule_KeyAtPosWithFlags(ctx, i + 1, REDISMODULE_CMD_KEY_OW | REDISMODULE_CMD_KEY_UPDATE);
-        } else if (i + 1 < argc && iequals(o->name, "STREAM")) {
-            RedisModule_KeyAtPosWithFlags(ctx, i + 1, REDISMODULE_CMD_KEY_RW | REDISMODULE_CMD_KEY_INSERT);
+        for (int v = 1; v <= o->values && i + v < argc; ++v) {
+            if (o->key_flags) RedisModule_KeyAtPosWithFlags(ctx, i + v, o->key_flags);
         }
         i += 1 + o->values;
     }
@@ -128,6 +123,20 @@ bool parse_generation_option(arg_reader & r, infer_request & req, generation_out
     return true;
 }
 
+std::shared_ptr<model_instance> ready_generation_model(std::string_view name) {
+    auto inst = ready_model(name);
+    if (inst->weights->params().embedding) {
+        throw rm::reply_error(error_text({error_code::not_a_generation_model}, inst->name));
+    }
+    return inst;
+}
+
+void check_prompt_fits(const infer_request & req, size_t prompt_tokens, size_t n_ctx) {
+    if (prompt_tokens + size_t(req.max_tokens) > n_ctx) {
+        throw rm::reply_error(prompt_over_context_text(prompt_tokens, req.max_tokens, n_ctx));
+    }
+}
+
 void check_max_tokens(const infer_request & req, size_t n_ctx) {
     if (size_t(req.max_tokens) >= n_ctx) {
         throw rm::reply_error("ERR MAX_TOKENS exceeds the context - got " + std::to_string(req.max_tokens) +
@@ -150,7 +159,7 @@ std::string maxmemory_policy(RedisModuleCtx * ctx) {
 
 void require_writable(RedisModuleCtx * ctx) {
     const int flags = RedisModule_GetContextFlags(ctx);
-    if ((flags & REDISMODULE_CTX_FLAGS_SLAVE) && (flags & REDISMODULE_CTX_FLAGS_READONLY)) {
+    if (rm::readonly_replica(flags)) {
         throw rm::reply_error("READONLY You can't write against a read only replica.");
     }
     // Over maxmemory with nothing to evict (noeviction), a write command is refused here, up
@@ -167,13 +176,26 @@ rm::finalize_fn generation_writes(RedisModuleCtx * ctx, infer_request & req, con
     const bool writes = !out.store_key.empty() || !out.stream_key.empty() || !session_key.empty();
     if (!writes) return nullptr;
     require_writable(ctx);
+    // A target of the wrong type is known now: say so before generating, not after. (The write
+    // checks again: the key may change while the request runs.)
+    if (!out.store_key.empty()) {
+        if (std::string err = check_string_or_empty(ctx, out.store_key); !err.empty()) {
+            throw rm::reply_error("WRONGTYPE STORE key " + quote(out.store_key) + " holds another type - nothing generated");
+        }
+    }
+    if (!out.stream_key.empty()) {
+        if (std::string err = check_stream_or_empty(ctx, out.stream_key); !err.empty()) {
+            throw rm::reply_error("WRONGTYPE STREAM key " + quote(out.stream_key) + " holds another type - nothing generated");
+        }
+    }
     const write_as who = write_as::caller(ctx);
     std::shared_ptr<stream_sink> sink;
     if (!out.stream_key.empty()) sink = stream_attach(who, out.stream_key, req);
-    return [sink, who, store = out.store_key, session_key, session_expire_at](RedisModuleCtx *, infer_result & res) {
+    return [sink, who, store = out.store_key, session_key, session_expire_at](const infer_result & res,
+                                                                              const std::string & error) {
         std::string err;
-        if (sink) err = stream_finish(*sink, res);
-        if (!res.error.empty() || res.finish == finish_reason_cancelled) return err;
+        if (sink) err = stream_finish(*sink, res, error);
+        if (!error.empty() || res.finish == finish_reason_cancelled) return err;
         if (!store.empty() && err.empty()) err = store_tokens(who, store, res.tokens);
         if (!session_key.empty() && err.empty() && !res.session.empty()) {
             err = store_session(who, session_key, res.session, session_expire_at);
@@ -182,17 +204,14 @@ rm::finalize_fn generation_writes(RedisModuleCtx * ctx, infer_request & req, con
     };
 }
 
-int generation_option_values(std::string_view arg) {
-    const option_def * o = find_option(arg);
-    return o ? o->values : -2;
-}
+bool is_generation_option(std::string_view arg) { return find_option(arg) != nullptr; }
 
 void submit_generation(RedisModuleCtx * ctx, model_instance & inst, std::unique_ptr<infer_request> req,
                        const generation_outputs & out, const std::string & session_key, long long session_expire_at) {
     rm::require_blocking_allowed(ctx, req->chat.empty() ? "INFER.GENERATE" : "INFER.CHAT");
     rm::finalize_fn finalize = generation_writes(ctx, *req, out, session_key, session_expire_at);
     const bool meta = out.meta;
-    rm::block_and_submit(ctx, *inst.sched, std::move(req),
+    block_and_submit(ctx, *inst.sched, std::move(req),
                          [meta](RedisModuleCtx * c, infer_result & res) { return reply_result(c, res, meta); },
                          std::move(finalize));
 }
@@ -232,6 +251,16 @@ int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         declare_generation_keys(ctx, argv, argc, 2);
         return REDISMODULE_OK;
     }
+    // The two mistakes a newcomer makes first: the model name left out (TEXT taken as the model)
+    // and the prompt option left out (the text taken as an option).
+    if (argc >= 2 && is_generation_option(rm::str(argv[1])) && !state().registry.find(std::string(rm::str(argv[1])))) {
+        throw rm::reply_error("ERR no such model " + quote(rm::str(argv[1])) +
+                              " - the model comes first: INFER.GENERATE <model> TEXT <text>");
+    }
+    if (argc == 3 && !is_generation_option(rm::str(argv[2]))) {
+        throw rm::reply_error("ERR missing PROMPT or TEXT - got " + quote(rm::str(argv[2])) +
+                              ", expected INFER.GENERATE <model> TEXT <text> or PROMPT <key> [key ...]");
+    }
     if (argc < 4) return RedisModule_WrongArity(ctx);
 
     auto req = std::make_unique<infer_request>();
@@ -250,10 +279,7 @@ int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
             if (have_prompt) throw rm::reply_error("ERR give either PROMPT or TEXT, once");
             have_prompt = true;
             const std::string_view t = r.next_str("TEXT");
-            if (t.size() > size_t(state().max_prompt_bytes)) {
-                throw rm::reply_error("ERR TEXT too long - got " + std::to_string(t.size()) + " bytes, expected at most " +
-                                      std::to_string(state().max_prompt_bytes) + " (infer.max-prompt-bytes)");
-            }
+            check_text_bytes("TEXT", t.size());
             if (t.empty()) throw rm::reply_error("ERR the prompt is empty - got 0 bytes of TEXT, expected at least 1");
             req->text = std::string(t);
         } else if (r.match("NO_SPECIAL")) {
@@ -268,17 +294,13 @@ int cmd_generate(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     }
     req->parse_special = !no_special;
 
-    auto inst = ready_model(rm::str(argv[1]));
+    auto inst = ready_generation_model(rm::str(argv[1]));
     const model & m = *inst->weights;
     const size_t n_ctx = m.params().n_ctx;
     for (RedisModuleString * k : keys) read_token_key(ctx, k, m, n_ctx, req->prompt);
     if (!keys.empty()) {
-        if (req->prompt.empty()) throw rm::reply_error("ERR the prompt is empty - got 0 tokens, expected at least 1");
-        if (req->prompt.size() + size_t(req->max_tokens) > n_ctx) {
-            throw rm::reply_error("ERR prompt plus MAX_TOKENS exceeds the context - got " +
-                                  std::to_string(req->prompt.size()) + "+" + std::to_string(req->max_tokens) +
-                                  " tokens, expected at most " + std::to_string(n_ctx));
-        }
+        if (req->prompt.empty()) throw rm::reply_error(error_text({error_code::prompt_empty}, inst->name));
+        check_prompt_fits(*req, req->prompt.size(), n_ctx);
     } else {
         check_max_tokens(*req, n_ctx);
     }

@@ -7,22 +7,11 @@
 namespace infer::cmd {
 namespace {
 
-void reply_kv(RedisModuleCtx * ctx, const char * k, const std::string & v) {
-    RedisModule_ReplyWithCString(ctx, k);
-    RedisModule_ReplyWithStringBuffer(ctx, v.data(), v.size());
-}
-void reply_kv(RedisModuleCtx * ctx, const char * k, long long v) {
-    RedisModule_ReplyWithCString(ctx, k);
-    RedisModule_ReplyWithLongLong(ctx, v);
-}
-void reply_kv(RedisModuleCtx * ctx, const char * k, double v) {
-    RedisModule_ReplyWithCString(ctx, k);
-    RedisModule_ReplyWithDouble(ctx, v);
-}
+using rm::reply_kv;
 
 void reply_model_stats(RedisModuleCtx * ctx, const model_entry_view & e) {
     const bool ready = e.instance != nullptr;
-    const scheduler_stats s = ready ? e.instance->sched->stats() : scheduler_stats{};
+    const executor_stats s = ready ? e.instance->sched->stats() : executor_stats{};
     RedisModule_ReplyWithMap(ctx, 15);
     reply_kv(ctx, "name", e.name);
     reply_kv(ctx, "state", e.state);
@@ -86,7 +75,7 @@ void info_section(RedisModuleInfoCtx * ctx, int) {
     for (const auto & e : models) {
         std::string field = "model_";
         for (char c : e.name) field += (isalnum((unsigned char) c) || c == '_' || c == '-') ? c : '_';
-        const scheduler_stats s = e.instance ? e.instance->sched->stats() : scheduler_stats{};
+        const executor_stats s = e.instance ? e.instance->sched->stats() : executor_stats{};
         RedisModule_InfoBeginDictField(ctx, field.c_str());
         RedisModule_InfoAddFieldCString(ctx, "state", e.state.c_str());
         RedisModule_InfoAddFieldULongLong(ctx, "slots_busy", s.slots_busy);

@@ -1,4 +1,5 @@
-// Model management: INFER.LOAD, INFER.UNLOAD, INFER.MODELS and MODEL module arguments.
+// Model management: INFER.LOAD, INFER.UNLOAD, INFER.MODELS and MODEL module arguments, and
+// ready_model*, the lookup every other command starts with.
 // Loading and unloading happen on the registry's loader thread; the calling client is blocked,
 // the server is not. The registry's typed outcomes are worded here (registry_error_text).
 //
@@ -9,6 +10,7 @@
 #include "commands/commands.h"
 
 #include "commands/args.h"
+#include "commands/errors.h"
 #include "engine/model_path.h"
 #include "redis/blocking.h"
 
@@ -60,8 +62,8 @@ load_args parse_load(RedisModuleString ** argv, int argc, int pos, bool allow_re
     if (!resolved) {
         // One message for missing, outside, symlinked-out, directory, device or FIFO: the
         // reply must not reveal what exists outside the model directory.
-        throw rm::reply_error("ERR model path not found or not a regular file inside infer.model-dir - got " +
-                              quote(user_path));
+        throw rm::reply_error("ERR model path not found or not a regular file inside infer.model-dir (" +
+                              state().model_dir + ") - got " + quote(user_path));
     }
     a.path = *resolved;
     a.params.path = a.path;
@@ -91,13 +93,13 @@ std::string registry_error_text(const std::string & name, const registry_result 
     case registry_status_name_taken: return "ERR model " + quote(name) + " is already loaded - use REPLACE to swap it";
     case registry_status_already_loading: return "ERR model " + quote(name) + " is already being loaded";
     case registry_status_no_such_model: return "ERR no such model " + quote(name);
-    case registry_status_load_failed: return "ERR cannot load model " + quote(name) + " - " + r.detail;
+    case registry_status_load_failed: return "ERR cannot load model " + quote(name) + " - " + load_error_text(r.error);
     case registry_status_load_cancelled: return "ERR model " + quote(name) + " was unloaded before its load finished";
     }
     return "ERR internal error";
 }
 
-std::string registry_error_text(const std::string & name, registry_status st) { return registry_error_text(name, {st, ""}); }
+std::string registry_error_text(const std::string & name, registry_status st) { return registry_error_text(name, {st, {}}); }
 
 // A load nobody waits for (replication, AOF, RDB): a failure is a warning in the log, a cancel
 // (an UNLOAD, shutdown) is not.
@@ -155,7 +157,7 @@ int cmd_load(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         const registry_status st = state().registry.load_async(a.name, a.params, true, [name](const registry_result & r) {
             log_background_load(name, r);
         });
-        log_background_load(name, {st, ""});
+        log_background_load(name, {st, {}});
         return RedisModule_ReplyWithSimpleString(ctx, "OK");
     }
     rm::require_blocking_allowed(ctx, "INFER.LOAD");
@@ -163,9 +165,7 @@ int cmd_load(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         [](RedisModuleCtx * c, infer_result &) { return RedisModule_ReplyWithSimpleString(c, "OK"); });
     const std::string name = a.name;
     const registry_status st = state().registry.load_async(a.name, a.params, a.replace, [pending, name](const registry_result & res) {
-        infer_result r;
-        r.error = registry_error_text(name, res);
-        pending.complete(std::move(r));
+        pending.complete({}, registry_error_text(name, res));
     });
     if (st != registry_status_ok) {
         pending.abort();
@@ -195,9 +195,7 @@ int cmd_unload(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     const rm::pending_reply pending = rm::block_client(ctx, std::make_shared<request_control>(),
         [](RedisModuleCtx * c, infer_result &) { return RedisModule_ReplyWithSimpleString(c, "OK"); });
     const registry_status st = state().registry.unload_async(name, [pending, name](const registry_result & res) {
-        infer_result r;
-        r.error = registry_error_text(name, res);
-        pending.complete(std::move(r));
+        pending.complete({}, registry_error_text(name, res));
     });
     if (st != registry_status_ok) {
         pending.abort();
@@ -220,14 +218,8 @@ int cmd_models(RedisModuleCtx * ctx, RedisModuleString **, int argc) {
         const model_info info = e.instance ? e.instance->weights->info() : model_info{};
         const model_params & p = e.params;
         RedisModule_ReplyWithMap(ctx, 16);
-        auto kv_s = [&](const char * k, const std::string & v) {
-            RedisModule_ReplyWithCString(ctx, k);
-            RedisModule_ReplyWithStringBuffer(ctx, v.data(), v.size());
-        };
-        auto kv_i = [&](const char * k, long long v) {
-            RedisModule_ReplyWithCString(ctx, k);
-            RedisModule_ReplyWithLongLong(ctx, v);
-        };
+        const auto kv_s = [&](const char * k, const std::string & v) { rm::reply_kv(ctx, k, v); };
+        const auto kv_i = [&](const char * k, long long v) { rm::reply_kv(ctx, k, v); };
         kv_s("name", e.name);
         kv_s("state", e.state);
         kv_s("path", p.path);
@@ -277,6 +269,56 @@ int models_from_module_args(RedisModuleCtx * ctx, RedisModuleString ** argv, int
         i = end;
     }
     return REDISMODULE_OK;
+}
+
+namespace {
+
+// Edits (insert, delete, replace; letters compared without case) that turn a into b, up to
+// limit + 1: a model name one slip away from a loaded one is a typo worth pointing at.
+size_t edit_distance(std::string_view a, std::string_view b, size_t limit) {
+    if ((a.size() > b.size() ? a.size() - b.size() : b.size() - a.size()) > limit) return limit + 1;
+    const auto lc = [](char c) { return c >= 'A' && c <= 'Z' ? char(c + 32) : c; };
+    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        cur[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (lc(a[i - 1]) != lc(b[j - 1]))});
+        }
+        std::swap(prev, cur);
+    }
+    return prev[b.size()];
+}
+
+}  // namespace
+
+std::shared_ptr<model_instance> ready_model(std::string_view name) {
+    const std::string n(name);
+    if (auto inst = state().registry.find(n)) return inst;
+    if (state().registry.is_loading(n)) throw rm::reply_error("ERR model " + quote(n) + " is still loading");
+    std::string close, loaded;
+    for (const auto & e : state().registry.list()) {
+        loaded += (loaded.empty() ? "" : ", ") + e.name;
+        if (close.empty() && edit_distance(n, e.name, 2) <= 2) close = e.name;
+    }
+    if (!close.empty()) {
+        throw rm::reply_error("ERR no such model " + quote(n) + " - did you mean " + quote(close) + "? loaded: " + loaded);
+    }
+    throw rm::reply_error("ERR no such model " + quote(n));
+}
+
+std::shared_ptr<model_instance> ready_model_of_kind(std::string_view name, bool embedding) {
+    // An embedding model is what a newcomer most often lacks (a server started with only a
+    // generation model): say how to get one, not only that the name is unknown.
+    if (const std::string n(name); embedding && !state().registry.find(n) && !state().registry.is_loading(n)) {
+        throw rm::reply_error("ERR no such model " + quote(n) +
+                              " - load an embedding model with INFER.LOAD <name> <file.gguf> EMBEDDING");
+    }
+    auto inst = ready_model(name);
+    if (inst->weights->params().embedding != embedding) {
+        throw rm::reply_error(kind_error_text(name, embedding));
+    }
+    return inst;
 }
 
 }  // namespace infer::cmd

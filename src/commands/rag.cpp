@@ -10,9 +10,10 @@
 #include "commands/commands.h"
 
 #include "commands/args.h"
+#include "commands/errors.h"
 #include "commands/generate.h"
-#include "commands/outputs.h"
-#include "redis/blocking.h"
+#include "commands/keyspace.h"
+#include "commands/submit.h"
 #include "redis/main_jobs.h"
 
 #include <chrono>
@@ -22,13 +23,13 @@ namespace infer::cmd {
 namespace {
 
 constexpr long long k_max_k = 64;
+// RAG's own options (the generation options come from generate.h's table).
+constexpr option_def k_rag_options[] = {
+    {"QUERY", 1, 0}, {"EMBED_MODEL", 1, 0}, {"K", 1, 0}, {"FILTER", 1, 0},
+    {"SYSTEM_KEY", 1, REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS}, {"WITHPROMPT", 0, 0},
+};
 const char * const k_default_system =
     "Answer the question using the context below. If the context does not contain the answer, say so.";
-
-struct source {
-    std::string element;
-    double score = 0;
-};
 
 // Everything the stages share. Written and read on the main thread only (stage 1's result is
 // handed over through the one-shot).
@@ -40,90 +41,25 @@ struct rag_call {
     std::string filter;
     std::string question;
     std::shared_ptr<model_instance> gen;
+    std::string embedder;  // the embedding model's name, for its errors
     std::unique_ptr<infer_request> gen_req;  // built by the handler, posted in stage 2
     infer_result embedded;
-    std::vector<source> sources;
+    std::vector<vsim_match> sources;
     double embed_ms = 0, search_ms = 0;
     bool meta = false, with_prompt = false;
 };
 
-double parse_score(RedisModuleCallReply * r) {
-    if (RedisModule_CallReplyType(r) == REDISMODULE_REPLY_DOUBLE) return RedisModule_CallReplyDouble(r);
-    size_t n = 0;
-    const char * p = RedisModule_CallReplyStringPtr(r, &n);
-    return p ? std::strtod(std::string(p, n).c_str(), nullptr) : 0.0;
-}
-
-// VSIM and the chunk keys. Returns "" or the error reply; fills sources and the rag input.
+// VSIM and the chunk keys, as the caller. Returns "" or the error reply; fills sources and the
+// rag input.
 std::string search(rag_call & call, rag_input & in) {
-    const auto & v = call.embedded.embedding;
-    std::string err = with_caller_key(call.who, call.vset, REDISMODULE_CMD_KEY_ACCESS, [&](RedisModuleCtx * g) {
-        const char * blob = reinterpret_cast<const char *>(v.data());
-        const size_t len = v.size() * sizeof(float);
-        rm::rm_call_reply r(call.filter.empty()
-            ? RedisModule_Call(g, "VSIM", "Ebcbcclc", call.vset.data(), call.vset.size(), "FP32", blob, len, "WITHSCORES",
-                               "COUNT", call.k, "NOTHREAD")
-            : RedisModule_Call(g, "VSIM", "Ebcbcclcbc", call.vset.data(), call.vset.size(), "FP32", blob, len, "WITHSCORES",
-                               "COUNT", call.k, "FILTER", call.filter.data(), call.filter.size(), "NOTHREAD"));
-        if (!r) return "ERR VSIM failed (errno " + std::to_string(errno) + ")";
-        if (RedisModule_CallReplyType(r.get()) == REDISMODULE_REPLY_ERROR) {
-            size_t n = 0;
-            const char * p = RedisModule_CallReplyStringPtr(r.get(), &n);
-            return std::string(p, n);
-        }
-        const size_t n = RedisModule_CallReplyLength(r.get());
-        const bool map = RedisModule_CallReplyType(r.get()) == REDISMODULE_REPLY_MAP;
-        for (size_t i = 0; map ? i < n : i + 1 < n; i += map ? 1 : 2) {
-            RedisModuleCallReply *name = nullptr, *score = nullptr;
-            if (map) {
-                RedisModule_CallReplyMapElement(r.get(), i, &name, &score);
-            } else {
-                name = RedisModule_CallReplyArrayElement(r.get(), i);
-                score = RedisModule_CallReplyArrayElement(r.get(), i + 1);
-            }
-            size_t len_name = 0;
-            const char * p = RedisModule_CallReplyStringPtr(name, &len_name);
-            call.sources.push_back({std::string(p ? p : "", p ? len_name : 0), parse_score(score)});
-        }
-        return std::string();
-    });
+    std::string err = vsim_as_caller(call.who, call.vset, call.embedded.embedding, call.k, call.filter, call.sources);
     if (!err.empty()) return err;
-
     const model & m = *call.gen->weights;
-    const size_t n_ctx = m.params().n_ctx;
-    const bool cluster = RedisModule_GetContextFlags(nullptr) & REDISMODULE_CTX_FLAGS_CLUSTER;
-    for (const source & s : call.sources) {
-        err = with_caller_key(call.who, s.element, REDISMODULE_CMD_KEY_ACCESS, [&](RedisModuleCtx * g) {
-            rm::rm_string k(RedisModule_CreateString(g, s.element.data(), s.element.size()), rm::string_freer{g});
-            rm::rm_string vk(RedisModule_CreateString(g, call.vset.data(), call.vset.size()), rm::string_freer{g});
-            if (cluster && RedisModule_ClusterKeySlot(k.get()) != RedisModule_ClusterKeySlot(vk.get())) {
-                return "ERR chunk key " + quote(s.element) + " is in another hash slot than " + quote(call.vset) +
-                       " - give the corpus keys and the vector set one hash tag";
-            }
-            rm::rm_key h(static_cast<RedisModuleKey *>(RedisModule_OpenKey(g, k.get(), REDISMODULE_READ)));
-            const int type = RedisModule_KeyType(h.get());
-            if (type == REDISMODULE_KEYTYPE_EMPTY) {
-                return "ERR chunk key " + quote(s.element) + " in " + quote(call.vset) +
-                       " does not exist - re-ingest it or VREM it from the set";
-            }
-            if (type != REDISMODULE_KEYTYPE_STRING) {
-                return "ERR chunk key " + quote(s.element) + " is not a token key (it holds another type)";
-            }
-            size_t len = 0;
-            const char * p = RedisModule_StringDMA(h.get(), &len, REDISMODULE_READ);
-            std::vector<token> ids;
-            const blob_check c = tokens_append_blob({p, len}, m.info().n_vocab, n_ctx, ids);
-            if (c.status == blob_status_too_long) {
-                return "ERR chunk key " + quote(s.element) + " is longer than the context of the model";
-            }
-            if (c.status != blob_status_ok) {
-                return "ERR chunk key " + quote(s.element) + " is not a valid token key for model " +
-                       quote(call.gen->name) + " (ingested with another model?)";
-            }
-            in.chunks.push_back(std::move(ids));
-            return std::string();
-        });
+    for (const vsim_match & s : call.sources) {
+        std::vector<token> ids;
+        err = read_chunk_as_caller(call.who, call.vset, s.element, m, call.gen->name, m.params().n_ctx, ids);
         if (!err.empty()) return err;
+        in.chunks.push_back(std::move(ids));
     }
     return "";
 }
@@ -133,13 +69,9 @@ std::string search(rag_call & call, rag_input & in) {
 void search_and_generate(void * p) {
     rag_call & call = *static_cast<rag_call *>(p);
     const rm::pending_reply pending = call.pending;
-    auto fail = [&](std::string err) {
-        infer_result r;
-        r.error = std::move(err);
-        pending.complete(std::move(r));
-    };
+    auto fail = [&](std::string err) { pending.complete({}, std::move(err)); };
     try {
-        if (!call.embedded.error.empty()) return fail(call.embedded.error);
+        if (call.embedded.error) return fail(error_text(call.embedded.error, call.embedder));
         if (call.gen_req->control->cancelled.load()) return fail("ERR request cancelled");
         const auto t0 = std::chrono::steady_clock::now();
         rag_input & in = *call.gen_req->rag;
@@ -148,12 +80,12 @@ void search_and_generate(void * p) {
         if (!err.empty()) return fail(std::move(err));
         if (in.chunks.empty()) return fail("ERR no chunk in " + quote(call.vset) + " matched the query");
         auto req = std::move(call.gen_req);
-        req->on_done = [pending](infer_result && r) { pending.complete(std::move(r)); };
         executor & sched = *call.gen->sched;
+        complete_on_done(*req, sched, pending);
         const submit_status st = sched.submit(req);
         if (st != submit_status_ok) {
             req->on_done = nullptr;
-            fail(rm::submit_error_text(sched, st));
+            fail(submit_error_text(sched, st));
         }
     } catch (const std::exception & e) {
         fail(std::string("ERR ") + e.what());
@@ -185,25 +117,7 @@ void search_and_generate(void * p) {
 int cmd_rag(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     if (RedisModule_IsKeysPositionRequest(ctx)) {
         if (argc > 2) RedisModule_KeyAtPosWithFlags(ctx, 2, REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS);
-        for (int i = 3; i < argc;) {
-            const std::string_view a = rm::str(argv[i]);
-            if (iequals(a, "SYSTEM_KEY") && i + 1 < argc) {
-                RedisModule_KeyAtPosWithFlags(ctx, i + 1, REDISMODULE_CMD_KEY_RO | REDISMODULE_CMD_KEY_ACCESS);
-                i += 2;
-            } else if (iequals(a, "QUERY") || iequals(a, "EMBED_MODEL") || iequals(a, "K") || iequals(a, "FILTER") ||
-                       iequals(a, "SYSTEM")) {
-                i += 2;
-            } else if (const int v = generation_option_values(a); v >= 0) {
-                if (i + 1 < argc && iequals(a, "STORE")) {
-                    RedisModule_KeyAtPosWithFlags(ctx, i + 1, REDISMODULE_CMD_KEY_OW | REDISMODULE_CMD_KEY_UPDATE);
-                } else if (i + 1 < argc && iequals(a, "STREAM")) {
-                    RedisModule_KeyAtPosWithFlags(ctx, i + 1, REDISMODULE_CMD_KEY_RW | REDISMODULE_CMD_KEY_INSERT);
-                }
-                i += 1 + v;
-            } else {
-                ++i;
-            }
-        }
+        declare_generation_keys(ctx, argv, argc, 3, k_rag_options);
         return REDISMODULE_OK;
     }
     if (argc < 5) return RedisModule_WrongArity(ctx);
@@ -223,10 +137,7 @@ int cmd_rag(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         if (r.match("QUERY")) {
             const std::string_view q = r.next_str("QUERY");
             if (q.empty()) throw rm::reply_error("ERR QUERY is empty - got 0 bytes, expected at least 1");
-            if (q.size() > size_t(state().max_prompt_bytes)) {
-                throw rm::reply_error("ERR QUERY too long - got " + std::to_string(q.size()) + " bytes, expected at most " +
-                                      std::to_string(state().max_prompt_bytes) + " (infer.max-prompt-bytes)");
-            }
+            check_text_bytes("QUERY", q.size());
             call->question = std::string(q);
             have_query = true;
         } else if (r.match("EMBED_MODEL")) {
@@ -288,6 +199,7 @@ int cmd_rag(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     rm::require_blocking_allowed(ctx, "INFER.RAG");
 
     call->who = write_as::caller(ctx);
+    call->embedder = emb->name;
     call->meta = out.meta;
     rm::finalize_fn finalize = generation_writes(ctx, *req, out, "");
     auto embed_req = std::make_unique<infer_request>();
@@ -303,31 +215,22 @@ int cmd_rag(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
             RedisModule_ReplyWithStringBuffer(c, res.text.data(), res.text.size());
             RedisModule_ReplyWithCString(c, "sources");
             RedisModule_ReplyWithArray(c, long(view->sources.size()));
-            for (const source & s : view->sources) {
+            for (const vsim_match & s : view->sources) {
                 RedisModule_ReplyWithArray(c, 2);
                 RedisModule_ReplyWithStringBuffer(c, s.element.data(), s.element.size());
                 RedisModule_ReplyWithDouble(c, s.score);
             }
             if (view->meta) {
-                auto kv = [c](const char * k, double v) {
-                    RedisModule_ReplyWithCString(c, k);
-                    RedisModule_ReplyWithDouble(c, v);
-                };
-                auto ki = [c](const char * k, long long v) {
-                    RedisModule_ReplyWithCString(c, k);
-                    RedisModule_ReplyWithLongLong(c, v);
-                };
-                RedisModule_ReplyWithCString(c, "finish_reason");
-                RedisModule_ReplyWithCString(c, finish_reason_name(res.finish));
-                ki("prompt_tokens", res.prompt_tokens);
-                ki("completion_tokens", res.completion_tokens);
-                ki("cached_tokens", res.cached_tokens);
-                ki("dropped_utf8_bytes", res.dropped_utf8_bytes);
-                kv("embed_ms", view->embed_ms);
-                kv("search_ms", view->search_ms);
-                kv("queue_ms", res.queue_ms);
-                kv("prefill_ms", res.prefill_ms);
-                kv("decode_ms", res.decode_ms);
+                rm::reply_kv(c, "finish_reason", finish_reason_name(res.finish));
+                rm::reply_kv(c, "prompt_tokens", (long long) res.prompt_tokens);
+                rm::reply_kv(c, "completion_tokens", (long long) res.completion_tokens);
+                rm::reply_kv(c, "cached_tokens", (long long) res.cached_tokens);
+                rm::reply_kv(c, "dropped_utf8_bytes", (long long) res.dropped_utf8_bytes);
+                rm::reply_kv(c, "embed_ms", view->embed_ms);
+                rm::reply_kv(c, "search_ms", view->search_ms);
+                rm::reply_kv(c, "queue_ms", res.queue_ms);
+                rm::reply_kv(c, "prefill_ms", res.prefill_ms);
+                rm::reply_kv(c, "decode_ms", res.decode_ms);
             }
             if (view->with_prompt) {
                 const std::string blob = tokens_to_blob(res.prompt);
@@ -349,7 +252,7 @@ int cmd_rag(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     };
     const submit_status st = emb->sched->submit(embed_req);
     if (st != submit_status_ok) {
-        const std::string err = rm::submit_error_text(*emb->sched, st);
+        const std::string err = submit_error_text(*emb->sched, st);
         call->pending.abort();
         throw rm::reply_error(err);
     }

@@ -1,45 +1,12 @@
-// Token keys: INFER.TOKENIZE, INFER.DETOKENIZE, and the one reader of token keys every command
-// uses. Tokenizing is CPU work, so it runs on the model's scheduler thread, not here.
+// Token keys: INFER.TOKENIZE and INFER.DETOKENIZE (the one reader of token keys is in
+// keyspace.h). Tokenizing is CPU work, so it runs on the model's scheduler thread, not here.
 #include "commands/commands.h"
 
 #include "commands/args.h"
-#include "commands/outputs.h"
-#include "redis/blocking.h"
+#include "commands/keyspace.h"
+#include "commands/submit.h"
 
 namespace infer::cmd {
-
-std::shared_ptr<model_instance> ready_model(std::string_view name) {
-    const std::string n(name);
-    if (auto inst = state().registry.find(n)) return inst;
-    if (state().registry.is_loading(n)) throw rm::reply_error("ERR model " + quote(n) + " is still loading");
-    throw rm::reply_error("ERR no such model " + quote(n));
-}
-
-void read_token_key(RedisModuleCtx * ctx, RedisModuleString * key, const model & m, size_t max_tokens,
-                    std::vector<token> & out) {
-    rm::rm_key k(static_cast<RedisModuleKey *>(RedisModule_OpenKey(ctx, key, REDISMODULE_READ)));
-    const int type = RedisModule_KeyType(k.get());
-    if (type == REDISMODULE_KEYTYPE_EMPTY) throw rm::reply_error("ERR token key " + quote(rm::str(key)) + " does not exist");
-    if (type != REDISMODULE_KEYTYPE_STRING) {
-        throw rm::reply_error("WRONGTYPE Operation against a key holding the wrong kind of value");
-    }
-    size_t len = 0;
-    const char * p = RedisModule_StringDMA(k.get(), &len, REDISMODULE_READ);
-    const blob_check c = tokens_append_blob({p, len}, m.info().n_vocab, max_tokens, out);
-    switch (c.status) {
-        case blob_status_ok: return;
-        case blob_status_bad_length:
-            throw rm::reply_error("ERR token key " + quote(rm::str(key)) + " is not packed uint32 - got " +
-                                  std::to_string(len) + " bytes, expected a multiple of 4");
-        case blob_status_bad_token:
-            throw rm::reply_error("ERR token id out of range in key " + quote(rm::str(key)) + " at index " +
-                                  std::to_string(c.index) + " - got " + std::to_string(c.value) + ", expected 0.." +
-                                  std::to_string(m.info().n_vocab - 1));
-        case blob_status_too_long:
-            throw rm::reply_error("ERR prompt too long - got " + std::to_string(out.size() + len / 4) +
-                                  " tokens, expected at most " + std::to_string(max_tokens));
-    }
-}
 
 // INFER.TOKENIZE model text [STORE key] [NO_SPECIAL] [WITHOFFSETS]
 //   Tokenizes text with the model's vocabulary. Special tokens written as text (such as
@@ -76,7 +43,7 @@ int cmd_tokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     rm::require_blocking_allowed(ctx, "INFER.TOKENIZE");
     if (!store) {
         const bool offsets = req->with_offsets;
-        rm::block_and_submit(ctx, *inst->sched, std::move(req), [offsets](RedisModuleCtx * c, infer_result & res) {
+        block_and_submit(ctx, *inst->sched, std::move(req), [offsets](RedisModuleCtx * c, infer_result & res) {
             if (offsets) RedisModule_ReplyWithArray(c, 2);
             RedisModule_ReplyWithArray(c, long(res.tokens.size()));
             for (token t : res.tokens) RedisModule_ReplyWithLongLong(c, t);
@@ -88,12 +55,12 @@ int cmd_tokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
         });
         return REDISMODULE_OK;
     }
-    // The key is written on the main thread before the reply, replicated (outputs.h).
-    rm::block_and_submit(
+    // The key is written on the main thread before the reply, replicated (keyspace.h).
+    block_and_submit(
         ctx, *inst->sched, std::move(req),
         [](RedisModuleCtx * c, infer_result & res) { return RedisModule_ReplyWithLongLong(c, (long long) res.tokens.size()); },
-        [who = write_as::caller(ctx), key = std::string(rm::str(store))](RedisModuleCtx *, infer_result & res) {
-            return res.error.empty() ? store_tokens(who, key, res.tokens) : std::string();
+        [who = write_as::caller(ctx), key = std::string(rm::str(store))](const infer_result & res, const std::string & error) {
+            return error.empty() ? store_tokens(who, key, res.tokens) : std::string();
         });
     return REDISMODULE_OK;
 }
@@ -111,7 +78,7 @@ int cmd_detokenize(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     req->kind = request_kind_detokenize;
     read_token_key(ctx, argv[2], *inst->weights, size_t(state().max_prompt_bytes / 4), req->prompt);
     rm::require_blocking_allowed(ctx, "INFER.DETOKENIZE");
-    rm::block_and_submit(ctx, *inst->sched, std::move(req), [](RedisModuleCtx * c, infer_result & res) {
+    block_and_submit(ctx, *inst->sched, std::move(req), [](RedisModuleCtx * c, infer_result & res) {
         return RedisModule_ReplyWithStringBuffer(c, res.text.data(), res.text.size());
     });
     return REDISMODULE_OK;

@@ -8,7 +8,7 @@
 // every step, since no input is ever continued. Non-causal models (BERT) need a whole input in
 // one ubatch, so n_ubatch = n_batch >= n_ctx, and an input is at most n_ctx tokens.
 //
-// Tokenize/detokenize requests are served between steps. A generate request gets a clear error.
+// Tokenize/detokenize requests are served between steps. A generate request gets a typed error.
 // Threading: as scheduler (executor.h).
 #pragma once
 
@@ -17,10 +17,6 @@
 #include <llama-cpp.h>
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <thread>
 #include <vector>
 
 namespace infer {
@@ -32,49 +28,27 @@ public:
     embedder(std::string name, std::shared_ptr<const model> m);
     ~embedder() override;
 
-    embedder(const embedder &) = delete;
-    embedder & operator=(const embedder &) = delete;
-
-    submit_status submit(std::unique_ptr<infer_request> & req) override;
-    void stop(stop_mode mode) override;
-    scheduler_stats stats() const override;
-    const model & get_model() const override { return *model_; }
-    const std::string & name() const override { return name_; }
-
 private:
     struct input {
-        std::unique_ptr<infer_request> req;
+        request_ptr req;
         std::vector<token> tokens;       // what is embedded
         std::vector<token> gen_tokens;   // INGEST: the text in the generation model's vocabulary
     };
-    void run();
-    void step(std::deque<std::unique_ptr<infer_request>> & intake);
-    bool prepare(std::unique_ptr<infer_request> & r, input & in);  // false = completed already
-    void decode(std::vector<input> & group);
-    void complete(infer_request & r, infer_result && res);
+    bool idle() const override { return pending_.empty(); }
+    void take(request_list & queue, request_list & intake) override;
+    void step(request_list & intake) override;
+    void abandon(request_list & intake, const engine_error & why) override;
+    void add_stats(executor_stats & s) const override;
+    bool prepare(request_ptr & r, input & in);  // false = completed already
 
-    const std::string name_;
-    const std::shared_ptr<const model> model_;
     const uint32_t n_ctx_;     // tokens per input at most
     const uint32_t n_batch_;   // tokens per decode at most
     const uint32_t n_seq_;     // inputs per decode at most
-    const uint32_t queue_max_;
 
     llama_context_ptr ctx_;
     llama_batch batch_{};
     std::vector<input> pending_;  // prepared, waiting for the next decode (reused)
-
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<std::unique_ptr<infer_request>> queue_;
-    bool stopping_ = false;
-    stop_mode stop_mode_ = stop_mode_drain;
-
-    std::atomic<uint32_t> queue_depth_{0}, busy_{0};
-    std::atomic<uint64_t> requests_total_{0}, requests_failed_{0}, prompt_tokens_{0}, steps_{0}, busy_us_{0};
-
-    std::mutex join_mu_;
-    std::thread thread_;
+    std::atomic<uint32_t> busy_{0};
 };
 
 }  // namespace infer

@@ -35,7 +35,20 @@ model_params model_default_params() {
     return p;
 }
 
-std::shared_ptr<model> model::load(const model_params & params, std::string & err, const std::atomic<bool> * cancel) {
+std::shared_ptr<model> model::load(const model_params & params, engine_error & error, const std::atomic<bool> * cancel) {
+    error = {};
+    const auto fail = [&error](error_code code, int64_t got, int64_t limit) -> std::shared_ptr<model> {
+        error.code = code;
+        error.got = got;
+        error.limit = limit;
+        return nullptr;
+    };
+    std::string err;  // a load_failed cause
+    const auto failed = [&]() -> std::shared_ptr<model> {
+        error.code = error_code::load_failed;
+        error.detail = err;
+        return nullptr;
+    };
     const auto cancelled = [cancel] { return cancel && cancel->load(std::memory_order_relaxed); };
     if (cancelled()) return nullptr;
     llama_model_params mp = llama_model_default_params();
@@ -61,23 +74,23 @@ std::shared_ptr<model> model::load(const model_params & params, std::string & er
     if (cancelled()) return nullptr;  // m, if the load got to its end anyway, is freed here
     if (!m) {
         err = "llama.cpp could not load the file (see the server log)";
-        return nullptr;
+        return failed();
     }
     auto out = std::shared_ptr<model>(new model());
     out->vocab_ = llama_model_get_vocab(m.get());
     if (!out->vocab_ || llama_vocab_n_tokens(out->vocab_) <= 0) {
         err = "the model has no vocabulary";
-        return nullptr;
+        return failed();
     }
     if (llama_vocab_type(out->vocab_) == LLAMA_VOCAB_TYPE_NONE) {
         // Placeholder tokens only: llama.cpp asserts on every piece and attribute lookup, and a
         // generation's text, stop strings and streams all need pieces.
         err = "the model has no tokenizer (tokenizer.ggml.model is none) - redis-infer needs one";
-        return nullptr;
+        return failed();
     }
     if (const char * missing = missing_special_token(out->vocab_)) {
         err = std::string("the vocabulary asks for a ") + missing + " token it does not have";
-        return nullptr;
+        return failed();
     }
     model_info & i = out->info_;
     i.path = params.path;
@@ -101,29 +114,20 @@ std::shared_ptr<model> model::load(const model_params & params, std::string & er
         // ubatch): BATCH is the tokens of all inputs in one decode, at least one full input.
         if (p.n_slots == 0) p.n_slots = 16;
         if (p.n_batch == 0) p.n_batch = (std::max<uint32_t>(p.n_ctx, 2048) + p.n_slots - 1) / p.n_slots * p.n_slots;
-        if (p.n_batch < p.n_ctx) {
-            err = "BATCH must be at least CTX for an embedding model - got BATCH " + std::to_string(p.n_batch) +
-                  ", CTX " + std::to_string(p.n_ctx);
-            return nullptr;
-        }
+        if (p.n_batch < p.n_ctx) return fail(error_code::batch_below_context, p.n_batch, p.n_ctx);
         // llama.cpp's pooling graph asserts (aborting the process) when the output rows of a
         // full batch do not split evenly over the sequences.
-        if (p.n_batch % p.n_slots != 0) {
-            err = "BATCH must be a multiple of SLOTS for an embedding model - got BATCH " + std::to_string(p.n_batch) +
-                  ", SLOTS " + std::to_string(p.n_slots);
-            return nullptr;
-        }
+        if (p.n_batch % p.n_slots != 0) return fail(error_code::batch_not_multiple_of_slots, p.n_batch, p.n_slots);
         if (llama_model_has_encoder(m.get()) && llama_model_has_decoder(m.get())) {
             err = "encoder-decoder models cannot produce embeddings";
-            return nullptr;
+            return failed();
         }
     }
     if (p.n_slots == 0) p.n_slots = 4;
     if (p.n_batch == 0) p.n_batch = std::max<uint32_t>(512, p.n_slots);
     if (p.n_slots > p.n_batch) {
         // Every slot may need its logits in one step; llama.cpp asserts (aborts) otherwise.
-        err = "SLOTS must not exceed BATCH - got SLOTS " + std::to_string(p.n_slots) + ", BATCH " + std::to_string(p.n_batch);
-        return nullptr;
+        return fail(error_code::slots_above_batch, p.n_slots, p.n_batch);
     }
     const int32_t hw = int32_t(std::max(1u, std::thread::hardware_concurrency()));
     if (p.n_threads == 0) p.n_threads = std::max(1, hw - 1);
@@ -185,10 +189,10 @@ std::vector<token> model::tokenize(std::string_view text, bool parse_special, bo
         abort_guard guard;
         n = llama_tokenize(vocab_, text.data(), int32_t(text.size()), out.data(), int32_t(out.size()), bos, parse_special);
     } catch (const ggml_abort_error & e) {
-        throw tokenize_error(std::string("ERR the text cannot be tokenized - ") + e.what());
+        throw tokenize_error(e.what());
     } catch (const std::exception & e) {
         // llama.cpp's BPE pre-tokenizer throws on some invalid UTF-8 ("invalid codepoint").
-        throw tokenize_error(std::string("ERR the text cannot be tokenized - ") + e.what() + " (invalid UTF-8?)");
+        throw tokenize_error(std::string(e.what()) + " (invalid UTF-8?)");
     }
     out.resize(n > 0 ? size_t(n) : 0);
     return out;

@@ -4,6 +4,7 @@
 // the Redis main thread must not call it, the scheduler thread does).
 #pragma once
 
+#include "engine/errors.h"
 #include "engine/request.h"
 #include "engine/tokens.h"
 
@@ -19,7 +20,7 @@
 
 namespace infer {
 
-// Thrown by model::tokenize for text llama.cpp's tokenizer rejects; what() is the error reply.
+// Thrown by model::tokenize for text llama.cpp's tokenizer rejects; what() is llama.cpp's reason.
 struct tokenize_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
@@ -52,14 +53,15 @@ struct model_info {
 
 class model {
 public:
-    // Loads the weights. Returns nullptr and sets err on failure (llama.cpp's own reason is in
-    // the log). Slow: call it off the main thread.
+    // Loads the weights. Returns nullptr and sets err on failure: load parameters that conflict
+    // (typed, with the numbers) or error_code::load_failed with the cause (llama.cpp's own
+    // reason is in the log). Slow: call it off the main thread.
     // cancel (may be null) is read once per tensor while the weights are read (llama.cpp's
     // progress callback), and again before and after: once it is true the load stops, frees
     // everything it allocated and returns nullptr with err empty. What cannot be interrupted is
     // reading the header and the vocabulary, and one tensor (a few tens of ms each for a 0.6B
     // model read from the page cache).
-    static std::shared_ptr<model> load(const model_params & params, std::string & err,
+    static std::shared_ptr<model> load(const model_params & params, engine_error & err,
                                        const std::atomic<bool> * cancel = nullptr);
 
     const model_info & info() const { return info_; }

@@ -75,7 +75,7 @@ registry_status model_registry::unload_async(const std::string & name, done_fn d
 
 void model_registry::run_load(job & j) {
     pending_load & load = *j.load;
-    std::string err;
+    engine_error err;
     std::shared_ptr<model_instance> inst;
     std::shared_ptr<model> weights;
     try {
@@ -91,7 +91,9 @@ void model_registry::run_load(job & j) {
             else inst->sched = std::make_unique<scheduler>(j.name, weights);
         }
     } catch (const std::exception & e) {
-        err = e.what();
+        err = {};
+        err.code = error_code::load_failed;
+        err.detail = e.what();
         inst.reset();
     }
     std::shared_ptr<model_instance> old;
@@ -116,16 +118,17 @@ void model_registry::run_load(job & j) {
         inst.reset();
         weights.reset();
         log_msg(log_level::info, "model %s: load of %s cancelled", j.name.c_str(), load.params.path.c_str());
-        if (j.done) j.done({registry_status_load_cancelled, ""});
+        if (j.done) j.done({registry_status_load_cancelled, {}});
         return;
     }
     if (inst) {
         log_msg(log_level::info, "model %s: loaded %s (%s, ctx %u x %u slots, batch %u, %d threads)", j.name.c_str(),
                 load.params.path.c_str(), weights->info().description.c_str(), weights->params().n_ctx,
                 weights->params().n_slots, weights->params().n_batch, weights->params().n_threads);
-        if (j.done) j.done({registry_status_ok, ""});
+        if (j.done) j.done({registry_status_ok, {}});
     } else {
-        log_msg(log_level::warning, "model %s: load of %s failed: %s", j.name.c_str(), load.params.path.c_str(), err.c_str());
+        log_msg(log_level::warning, "model %s: load of %s failed: %s", j.name.c_str(), load.params.path.c_str(),
+                err.describe().c_str());
         if (j.done) j.done({registry_status_load_failed, err});
     }
     if (old) {
@@ -159,7 +162,7 @@ void model_registry::loader_main() {
                 if (skip && it != loading_.end() && it->second == j.load) loading_.erase(it);
             }
             if (skip) {
-                if (j.done) j.done({registry_status_shutting_down, ""});
+                if (j.done) j.done({registry_status_shutting_down, {}});
                 continue;
             }
             run_load(j);
@@ -169,7 +172,7 @@ void model_registry::loader_main() {
                 j.victim.reset();
             }
             log_msg(log_level::info, "model %s: unloaded", j.name.c_str());
-            if (j.done) j.done({registry_status_ok, ""});
+            if (j.done) j.done({registry_status_ok, {}});
         }
     }
 }

@@ -58,13 +58,13 @@ enum registry_status {
     registry_status_name_taken,      // load without replace: the name is loaded
     registry_status_already_loading, // load: the name is being loaded already
     registry_status_no_such_model,   // unload: the name is neither loaded nor loading
-    registry_status_load_failed,     // done: the load failed; detail says why
+    registry_status_load_failed,     // done: the load failed; error says why
     registry_status_load_cancelled,  // done: an unload of the name, or shutdown, cancelled the load
 };
 
 struct registry_result {
     registry_status status = registry_status_ok;
-    std::string detail;  // registry_status_load_failed: the reason (model::load's, or an exception's)
+    engine_error error;  // registry_status_load_failed: why (model::load's, or an exception's)
 };
 
 class model_registry {

@@ -19,7 +19,7 @@ void append_content(const model & m, std::vector<token> & out, const std::vector
 
 }  // namespace
 
-std::string rag_prompt_build(const model & m, const rag_input & in, std::vector<token> & out) {
+bool rag_prompt_build(const model & m, const rag_input & in, std::vector<token> & out) {
     static const std::string k_sys = "\x01\x02RAG-SYSTEM\x02\x01";
     static const std::string k_user = "\x01\x02RAG-USER\x02\x01";
     std::string rendered;
@@ -36,8 +36,7 @@ std::string rag_prompt_build(const model & m, const rag_input & in, std::vector<
         tail = rendered.substr(u + k_user.size());
     } else {
         if (!m.chat_apply({{"user", k_user}}, true, rendered) || (u = rendered.find(k_user)) == std::string::npos) {
-            return "ERR the model's chat template is not supported by llama.cpp - build the prompt yourself and use "
-                   "INFER.GENERATE";
+            return false;
         }
         head = rendered.substr(0, u);
         tail = rendered.substr(u + k_user.size());
@@ -57,7 +56,7 @@ std::string rag_prompt_build(const model & m, const rag_input & in, std::vector<
     }
     append(out, m.tokenize("Question: " + in.question, false, false));
     append(out, m.tokenize(tail, true, false));
-    return "";
+    return true;
 }
 
 }  // namespace infer

@@ -20,7 +20,8 @@
 
 namespace infer {
 
-// Appends the assembled prompt to out. Returns "" or an error reply (unknown template).
-std::string rag_prompt_build(const model & m, const rag_input & in, std::vector<token> & out);
+// Appends the assembled prompt to out. Returns false if llama.cpp does not know the template.
+// Throws tokenize_error like model::tokenize.
+bool rag_prompt_build(const model & m, const rag_input & in, std::vector<token> & out);
 
 }  // namespace infer

@@ -5,6 +5,7 @@
 // submit() says so and the caller answers the client itself).
 #pragma once
 
+#include "engine/errors.h"
 #include "engine/tokens.h"
 
 #include <atomic>
@@ -18,6 +19,10 @@
 namespace infer {
 
 using clock_type = std::chrono::steady_clock;
+
+inline double ms_between(clock_type::time_point a, clock_type::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
 
 enum request_kind {
     request_kind_generate,    // prompt (tokens or text) -> generated text
@@ -73,7 +78,7 @@ struct chat_message {
 };
 
 struct infer_result {
-    std::string error;            // non-empty: the request failed, this is the whole error reply
+    engine_error error;           // set: the request failed (commands/errors.h words the reply)
     std::string text;             // generate: the text; detokenize: the text
     std::vector<token> tokens;    // tokenize: the ids; generate: the generated ids; embed with
                                   // token_model: the text's ids in that model's vocabulary

@@ -6,8 +6,6 @@
 #include "engine/scheduler.h"
 
 #include "engine/backend.h"
-#include "engine/chat_prompt.h"
-#include "engine/rag_prompt.h"
 #include "engine/sampling.h"
 #include "engine/utf8.h"
 
@@ -22,7 +20,7 @@ struct scheduler::slot {
     llama_seq_id seq = 0;
     std::unique_ptr<infer_request> req;  // null = free
     std::unique_ptr<token_sampler> sampler;
-    std::vector<token> prompt;
+    prompt_plan plan;         // plan.tokens: the prompt
     size_t n_prefilled = 0;   // prompt tokens already in the KV cache
     llama_pos n_past = 0;     // next position
     token last = -1;          // sampled, not yet decoded
@@ -36,16 +34,10 @@ struct scheduler::slot {
     int32_t n_reused = 0;       // prompt tokens reused from the prefix cache
     size_t streamed = 0;        // bytes of text already passed to on_stream
     std::vector<token> unstreamed;  // generated ids not yet passed to on_stream
-    size_t chat_kept = 0;       // chat: session tokens kept at the front of the prompt
-    std::vector<prompt_piece> chat_turn;  // chat: the templated new messages (markup, content)
     clock_type::time_point t_admit, t_first;
 };
 
 namespace {
-
-double ms_between(clock_type::time_point a, clock_type::time_point b) {
-    return std::chrono::duration<double, std::milli>(b - a).count();
-}
 
 void batch_add(llama_batch & b, token t, llama_pos pos, llama_seq_id seq, bool logits) {
     const int32_t i = b.n_tokens++;
@@ -59,11 +51,9 @@ void batch_add(llama_batch & b, token t, llama_pos pos, llama_seq_id seq, bool l
 }  // namespace
 
 scheduler::scheduler(std::string name, std::shared_ptr<const model> m)
-    : name_(std::move(name)),
-      model_(std::move(m)),
+    : executor(std::move(name), std::move(m)),
       n_ctx_(model_->params().n_ctx),
       n_batch_(model_->params().n_batch),
-      queue_max_(model_->params().queue_max),
       // Sampling 152k-entry rows for many slots is real work; with the model on a GPU the CPU
       // cores are free for it. On CPU they belong to the decode threads.
       pool_(model_->params().n_gpu_layers != 0 ? std::min<size_t>(7, std::max(1u, std::thread::hardware_concurrency()) - 1) : 0) {
@@ -88,176 +78,64 @@ scheduler::scheduler(std::string name, std::shared_ptr<const model> m)
         slots_.push_back(std::make_unique<slot>());
         slots_.back()->seq = llama_seq_id(i);
     }
-    unpromised_slots_ = slots_.size();
-    thread_ = std::thread([this] { run(); });
+    start("infer:", slots_.size());
 }
 
 scheduler::~scheduler() {
-    stop(stop_mode_cancel);
+    stop(stop_mode_cancel);  // before the members the thread uses go
     llama_batch_free(batch_);
 }
 
-submit_status scheduler::submit(std::unique_ptr<infer_request> & req) {
-    {
-        std::lock_guard lk(mu_);
-        if (stopping_) return submit_status_stopped;
-        // queue_max bounds requests *waiting for a slot*: a burst that free slots will take at the
-        // next step does not count against it.
-        if (queue_.size() >= queue_max_ + unpromised_slots_) return submit_status_queue_full;
-        req->posted = clock_type::now();
-        queue_.push_back(std::move(req));
-        queue_depth_.store(uint32_t(queue_.size()), std::memory_order_relaxed);
-    }
-    cv_.notify_one();
-    return submit_status_ok;
-}
+bool scheduler::idle() const { return free_slots() == slots_.size() && deferred_.empty(); }
 
-void scheduler::stop(stop_mode mode) {
-    {
-        std::lock_guard lk(mu_);
-        if (!stopping_) {
-            stopping_ = true;
-            stop_mode_ = mode;
-        } else if (mode == stop_mode_cancel) {
-            stop_mode_ = stop_mode_cancel;  // a drain can be hurried along, never the reverse
-        }
-    }
-    cv_.notify_one();
-    std::lock_guard jl(join_mu_);
-    if (thread_.joinable()) thread_.join();
-}
-
-scheduler_stats scheduler::stats() const {
-    scheduler_stats s;
+void scheduler::add_stats(executor_stats & s) const {
     s.slots_busy = slots_busy_.load(std::memory_order_relaxed);
     s.slots_total = uint32_t(slots_.size());
-    s.queue_depth = queue_depth_.load(std::memory_order_relaxed);
-    s.queue_max = queue_max_;
-    s.requests_total = requests_total_.load(std::memory_order_relaxed);
-    s.requests_failed = requests_failed_.load(std::memory_order_relaxed);
-    s.prompt_tokens = prompt_tokens_.load(std::memory_order_relaxed);
     s.generated_tokens = generated_tokens_.load(std::memory_order_relaxed);
-    s.steps = steps_.load(std::memory_order_relaxed);
-    s.busy_seconds = double(busy_us_.load(std::memory_order_relaxed)) / 1e6;
-    s.tokens_per_sec = s.busy_seconds > 0 ? double(s.generated_tokens) / s.busy_seconds : 0.0;
     s.prefix_hits = prefix_hits_.load(std::memory_order_relaxed);
     s.prefix_hit_tokens = prefix_hit_tokens_.load(std::memory_order_relaxed);
     s.prefix_evictions = prefix_evictions_.load(std::memory_order_relaxed);
     s.prefix_copies = prefix_copies_.load(std::memory_order_relaxed);
-    return s;
 }
 
 size_t scheduler::free_slots() const {
     return size_t(std::count_if(slots_.begin(), slots_.end(), [](const auto & s) { return !s->req; }));
 }
 
-void scheduler::complete(infer_request & r, infer_result && res) {
-    requests_total_.fetch_add(1, std::memory_order_relaxed);
-    if (!res.error.empty()) requests_failed_.fetch_add(1, std::memory_order_relaxed);
-    auto done = std::move(r.on_done);
-    r.on_done = nullptr;
-    if (!done) return;
-    try {
-        done(std::move(res));
-    } catch (const std::exception & e) {
-        log_msg(log_level::error, "model %s: completion callback threw: %s", name_.c_str(), e.what());
+void scheduler::take(request_list & queue, request_list & intake) {
+    // Utility requests and finished-before-start requests never wait for a slot; generate
+    // requests take free slots in arrival order.
+    size_t room = free_slots() > deferred_.size() ? free_slots() - deferred_.size() : 0;
+    const auto now = clock_type::now();
+    for (auto it = queue.begin(); it != queue.end();) {
+        infer_request & r = **it;
+        const bool ends_now = r.control->cancelled.load() || now >= r.deadline;
+        if (r.kind != request_kind_generate || ends_now || room > 0) {
+            if (r.kind == request_kind_generate && !ends_now) --room;
+            intake.push_back(std::move(*it));
+            it = queue.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    spare_ = room;  // free slots no taken request will claim this step
+}
+
+void scheduler::abandon(request_list & intake, const engine_error & why) {
+    if (why.code == error_code::unloaded) {
+        // Stopping: what waits behind a prefill is answered with the queue, in arrival order.
+        for (auto it = deferred_.rbegin(); it != deferred_.rend(); ++it) intake.push_front(std::move(it->req));
+        deferred_.clear();
+    }
+    engine_error running = why;
+    running.during_generation = why.code == error_code::unloaded;
+    for (auto & s : slots_) {
+        if (s->req) fail_slot(*s, running);
     }
 }
 
-void scheduler::run() {
-    pthread_setname_np(pthread_self(), ("infer:" + name_).substr(0, 15).c_str());
-    std::deque<std::unique_ptr<infer_request>> intake;
-    for (;;) {
-        bool cancel_all = false;
-        {
-            std::unique_lock lk(mu_);
-            const bool idle = free_slots() == slots_.size() && deferred_.empty();
-            if (idle) cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
-            if (stopping_ && stop_mode_ == stop_mode_cancel) {
-                cancel_all = true;
-                for (auto & r : deferred_) intake.push_back(std::move(r));
-                deferred_.clear();
-                while (!queue_.empty()) {
-                    intake.push_back(std::move(queue_.front()));
-                    queue_.pop_front();
-                }
-            } else if (stopping_ && queue_.empty() && deferred_.empty() && free_slots() == slots_.size()) {
-                break;
-            } else {
-                // Utility requests and finished-before-start requests never wait for a slot;
-                // generate requests take free slots in arrival order.
-                size_t room = free_slots() > deferred_.size() ? free_slots() - deferred_.size() : 0;
-                const auto now = clock_type::now();
-                for (auto it = queue_.begin(); it != queue_.end();) {
-                    infer_request & r = **it;
-                    const bool ends_now = r.control->cancelled.load() || now >= r.deadline;
-                    if (r.kind != request_kind_generate || ends_now || room > 0) {
-                        if (r.kind == request_kind_generate && !ends_now) --room;
-                        intake.push_back(std::move(*it));
-                        it = queue_.erase(it);
-                    } else {
-                        ++it;
-                    }
-                }
-                unpromised_slots_ = room;  // free slots no taken request will claim this step
-            }
-            queue_depth_.store(uint32_t(queue_.size()), std::memory_order_relaxed);
-        }
-
-        if (cancel_all) {
-            const std::string err = "ERR model '" + name_ + "' was unloaded";
-            for (auto & r : intake) {
-                infer_result res;
-                res.error = err;
-                complete(*r, std::move(res));
-            }
-            intake.clear();
-            for (auto & s : slots_) {
-                if (s->req) fail(*s, err + " during generation");
-            }
-            break;
-        }
-        try {
-            step(intake);
-        } catch (const std::exception & e) {
-            // Our own bookkeeping (allocation) or llama.cpp's tokenizer can throw here: fail what
-            // is running, and answer every request still in the intake (each exactly once).
-            log_msg(log_level::error, "model %s: scheduler step failed: %s", name_.c_str(), e.what());
-            const std::string err = std::string("ERR internal error in the scheduler: ") + e.what();
-            for (auto & s : slots_) {
-                if (s->req) fail(*s, err);
-            }
-            for (auto & r : intake) {
-                if (!r || !r->on_done) continue;
-                infer_result res;
-                res.error = err;
-                complete(*r, std::move(res));
-            }
-            intake.clear();
-        }
-    }
-    slots_busy_.store(0);
-}
-
-void scheduler::serve_utility(infer_request & r) {
-    infer_result res;
-    const model & m = *model_;
-    if (r.kind == request_kind_tokenize) {
-        try {
-            res.tokens = m.tokenize(r.text, r.parse_special, /*add_bos=*/true);
-        } catch (const tokenize_error & e) {
-            res.error = e.what();
-        }
-        if (r.with_offsets) res.offsets = m.token_offsets(res.tokens, r.text.size());
-    } else if (r.kind == request_kind_detokenize) {
-        res.text = utf8_repair(m.detokenize(r.prompt));
-    } else {
-        res.error = "ERR model '" + name_ + "' is not an embedding model - load one with INFER.LOAD ... EMBEDDING";
-    }
-    complete(r, std::move(res));
-}
-
-bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
+bool scheduler::try_admit(admission & a) {
+    std::unique_ptr<infer_request> & r = a.req;
     const auto now = clock_type::now();
     if (r->control->cancelled.load() || now >= r->deadline) {
         infer_result res;
@@ -266,60 +144,16 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
         complete(*r, std::move(res));
         return true;
     }
-    if (r->prompt.empty() && !r->text.empty()) {
-        r->prompt = model_->tokenize(r->text, r->parse_special, /*add_bos=*/true);
-        r->text.clear();
-    }
-    infer_result err;
-    if (r->rag) {
-        err.error = rag_prompt_build(*model_, *r->rag, r->prompt);
-        r->rag.reset();
-        if (!err.error.empty()) {
-            complete(*r, std::move(err));
+    if (!a.planned) {
+        a.planned = true;
+        infer_result res;
+        res.error = prompt_build(*model_, *r, n_ctx_, a.plan);
+        if (res.error) {
+            complete(*r, std::move(res));
             return true;
         }
     }
-    size_t chat_kept = 0;
-    std::vector<prompt_piece> chat_turn;
-    if (!r->chat.empty() && !chat_render_pieces(*model_, r->chat, true, chat_turn)) {
-        err.error = "ERR the model's chat template is not supported by llama.cpp - use INFER.GENERATE with your own markup";
-        complete(*r, std::move(err));
-        return true;
-    }
-    if (!r->chat.empty()) {
-        // Message content is never parsed for special tokens: only the template's markup is.
-        const auto turn = tokenize_pieces(*model_, chat_turn, /*add_bos=*/r->prompt.empty());
-        size_t cut = 0;  // session tokens dropped from the front
-        const auto fits = [&](size_t c) { return r->prompt.size() - c + turn.size() + size_t(r->max_tokens) <= n_ctx_; };
-        if (!fits(0) && r->chat_truncate && model_->chat_message_start() >= 0) {
-            // Drop the oldest whole messages: cut only where a message starts.
-            for (size_t i = 1; i <= r->prompt.size() && !fits(cut); ++i) {
-                if (i == r->prompt.size() || r->prompt[i] == model_->chat_message_start()) cut = i;
-            }
-        }
-        if (!fits(cut)) {
-            err.error = "ERR chat session too long - got " + std::to_string(r->prompt.size() - cut) + "+" +
-                        std::to_string(turn.size()) + "+" + std::to_string(r->max_tokens) +
-                        " tokens (session+turn+MAX_TOKENS), expected at most " + std::to_string(n_ctx_) +
-                        (r->chat_truncate ? "" : " - TRUNCATE drops the oldest messages");
-            complete(*r, std::move(err));
-            return true;
-        }
-        r->prompt.erase(r->prompt.begin(), r->prompt.begin() + long(cut));
-        chat_kept = r->prompt.size();
-        r->prompt.insert(r->prompt.end(), turn.begin(), turn.end());
-    }
-    const std::vector<token> & prompt = r->prompt;
-    if (prompt.empty()) {
-        err.error = "ERR the prompt is empty - got 0 tokens, expected at least 1";
-    } else if (prompt.size() + size_t(r->max_tokens) > n_ctx_) {
-        err.error = "ERR prompt plus MAX_TOKENS exceeds the context - got " + std::to_string(prompt.size()) + "+" +
-                    std::to_string(r->max_tokens) + " tokens, expected at most " + std::to_string(n_ctx_);
-    }
-    if (!err.error.empty()) {
-        complete(*r, std::move(err));
-        return true;
-    }
+    const std::vector<token> & prompt = a.plan.tokens;
 
     // The longest cached prefix; at least one prompt token is always decoded, for its logits.
     prefix_cache::match m;
@@ -329,13 +163,20 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
         // A slot still prefilling a much longer shared prefix will make it reusable soon.
         for (const auto & sp : slots_) {
             if (!sp->req || sp->generating) continue;
-            const auto & other = sp->prompt;
+            const auto & other = sp->plan.tokens;
             size_t l = 0;
             while (l < other.size() && l < prompt.size() && other[l] == prompt[l]) ++l;
             if (l >= reuse + 64) return false;
         }
     }
+    place(a, reuse, m);
+    return true;
+}
 
+// Chooses the slot for an admitted request and readies its KV: reuse in place, copy another
+// slot's stream, or evict, as scheduler.h describes.
+void scheduler::place(admission & a, size_t reuse, const prefix_cache::match & m) {
+    const auto now = clock_type::now();
     slot * target = nullptr;
     const bool all_idle = free_slots() == slots_.size();
     const bool owner_idle = reuse > 0 && !slots_[size_t(m.owner)]->req;
@@ -388,10 +229,10 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
         prefix_hit_tokens_.fetch_add(reuse, std::memory_order_relaxed);
     }
 
-    s.sampler = std::make_unique<token_sampler>(r->sampling, model_->vocab());
-    s.sampler->accept_prompt(prompt);  // the repeat penalty looks back over the prompt, as llama-server's does
-    s.prompt = std::move(r->prompt);
-    s.cached.assign(s.prompt.begin(), s.prompt.begin() + long(reuse));
+    s.sampler = std::make_unique<token_sampler>(a.req->sampling, model_->vocab());
+    s.sampler->accept_prompt(a.plan.tokens);  // the repeat penalty looks back over the prompt, as llama-server's does
+    s.plan = std::move(a.plan);
+    s.cached.assign(s.plan.tokens.begin(), s.plan.tokens.begin() + long(reuse));
     s.n_reused = int32_t(reuse);
     s.n_prefilled = reuse;
     s.n_past = llama_pos(reuse);
@@ -402,12 +243,9 @@ bool scheduler::try_admit(std::unique_ptr<infer_request> & r) {
     s.generated.clear();
     s.streamed = 0;
     s.unstreamed.clear();
-    s.chat_kept = chat_kept;
-    s.chat_turn = std::move(chat_turn);
     s.t_admit = now;
-    s.req = std::move(r);
+    s.req = std::move(a.req);
     slots_busy_.fetch_add(1, std::memory_order_relaxed);
-    return true;
 }
 
 void scheduler::emit(slot & s, bool final) {
@@ -449,26 +287,15 @@ void scheduler::finish(slot & s, finish_reason why) {
     res.finish = why;
     res.text = std::move(s.text);
     res.tokens = std::move(s.generated);
-    res.prompt_tokens = int32_t(s.prompt.size());
+    res.prompt_tokens = int32_t(s.plan.tokens.size());
     res.completion_tokens = int32_t(res.tokens.size());
     res.cached_tokens = s.n_reused;
-    if (s.req->return_prompt) res.prompt = s.prompt;
+    if (s.req->return_prompt) res.prompt = s.plan.tokens;
     res.queue_ms = ms_between(s.req->posted, s.t_admit);
     const auto first = s.t_first == clock_type::time_point{} ? now : s.t_first;
     res.prefill_ms = ms_between(s.t_admit, first);
     res.decode_ms = ms_between(first, now);
-    if (!s.req->chat.empty() && why != finish_reason_cancelled) {
-        // The session grows by the turn and the answer as the template writes them, tokenized
-        // from the turn's first (special) token on, so it equals the template applied to the
-        // whole conversation and tokenized - with the answer, like every message content, never
-        // parsed for special tokens (a model that writes "<|im_start|>" as text cannot open a turn).
-        res.session.assign(s.prompt.begin(), s.prompt.begin() + long(s.chat_kept));
-        auto pieces = s.chat_turn;
-        pieces.push_back({res.text, false});
-        pieces.push_back({model_->chat_closing(), true});
-        const auto tail = tokenize_pieces(*model_, pieces, s.chat_kept == 0);
-        res.session.insert(res.session.end(), tail.begin(), tail.end());
-    }
+    if (s.plan.chat && why != finish_reason_cancelled) res.session = chat_session(*model_, s.plan, res.text);
     // The cells stay: what they hold becomes a cached prefix for later requests.
     cache_.insert(s.seq, s.cached);
     s.last_used = ++finished_;
@@ -479,7 +306,7 @@ void scheduler::finish(slot & s, finish_reason why) {
     complete(*req, std::move(res));
 }
 
-void scheduler::fail(slot & s, const std::string & error) {
+void scheduler::fail_slot(slot & s, const engine_error & error) {
     llama_memory_seq_rm(llama_get_memory(ctx_.get()), s.seq, -1, -1);
     cache_.erase(s.seq);
     s.cached.clear();
@@ -492,27 +319,32 @@ void scheduler::fail(slot & s, const std::string & error) {
     complete(*req, std::move(res));
 }
 
-void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
+void scheduler::step(request_list & intake) {
     // Deferred requests first, in arrival order, then the new intake.
-    for (auto it = deferred_.rbegin(); it != deferred_.rend(); ++it) intake.push_front(std::move(*it));
-    deferred_.clear();
-    while (!intake.empty()) {
-        auto r = std::move(intake.front());
-        intake.pop_front();
+    std::deque<admission> waiting;
+    waiting.swap(deferred_);
+    for (auto & r : intake) waiting.push_back(admission{std::move(r), {}, false});
+    intake.clear();
+    for (auto & a : waiting) {
         try {
-            if (r->kind != request_kind_generate) serve_utility(*r);
-            else if (!try_admit(r)) deferred_.push_back(std::move(r));
+            if (a.planned || !serve_utility(*a.req)) {
+                if (a.req->kind != request_kind_generate) fail(*a.req, error_code::not_an_embedding_model);
+                else if (!try_admit(a)) deferred_.push_back(std::move(a));
+            }
         } catch (const std::exception & e) {
-            // The prompt text or chat turn could not be tokenized (llama.cpp throws on some
-            // invalid UTF-8): this request fails, the others go on.
-            if (r && r->on_done) {
+            // This request's bookkeeping failed (allocation): it fails, the others go on.
+            if (a.req) {
                 infer_result res;
-                res.error = dynamic_cast<const tokenize_error *>(&e) ? e.what() : std::string("ERR ") + e.what();
-                complete(*r, std::move(res));
+                res.error.code = error_code::internal;
+                res.error.detail = e.what();
+                complete(*a.req, std::move(res));
             }
         }
     }
+    decode_and_sample();
+}
 
+void scheduler::decode_and_sample() {
     // One decode token per generating slot first, then prefill chunks in admission order.
     batch_.n_tokens = 0;
     int32_t budget = int32_t(n_batch_);
@@ -529,12 +361,12 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
     for (auto & sp : slots_) {
         slot & s = *sp;
         if (!s.req || s.generating || budget <= 0) continue;
-        const int32_t n = int32_t(std::min<size_t>(size_t(budget), s.prompt.size() - s.n_prefilled));
+        const int32_t n = int32_t(std::min<size_t>(size_t(budget), s.plan.tokens.size() - s.n_prefilled));
         for (int32_t i = 0; i < n; ++i) {
             const size_t k = s.n_prefilled + size_t(i);
-            const bool last = k + 1 == s.prompt.size();
+            const bool last = k + 1 == s.plan.tokens.size();
             if (last) s.batch_index = batch_.n_tokens;
-            batch_add(batch_, s.prompt[k], llama_pos(k), s.seq, last);
+            batch_add(batch_, s.plan.tokens[k], llama_pos(k), s.seq, last);
         }
         chunks.emplace_back(&s, n);
         budget -= n;
@@ -547,21 +379,23 @@ void scheduler::step(std::deque<std::unique_ptr<infer_request>> & intake) {
     if (rc != 0) {
         log_msg(log_level::error, "model %s: llama_decode returned %d for a batch of %d tokens", name_.c_str(), rc,
                 batch_.n_tokens);
-        const std::string err = "ERR inference failed - llama_decode returned " + std::to_string(rc);
+        engine_error err;
+        err.code = error_code::decode_failed;
+        err.rc = rc;
         for (auto & sp : slots_) {
             if (sp->req && (sp->generating || sp->batch_index >= 0 ||
                             std::any_of(chunks.begin(), chunks.end(), [&](auto & c) { return c.first == sp.get(); }))) {
-                fail(*sp, err);
+                fail_slot(*sp, err);
             }
         }
         return;
     }
     for (auto & [s, n] : chunks) {
-        s->cached.insert(s->cached.end(), s->prompt.begin() + long(s->n_prefilled), s->prompt.begin() + long(s->n_prefilled) + n);
+        s->cached.insert(s->cached.end(), s->plan.tokens.begin() + long(s->n_prefilled), s->plan.tokens.begin() + long(s->n_prefilled) + n);
         s->n_prefilled += size_t(n);
         s->n_past += n;
         prompt_tokens_.fetch_add(uint64_t(n), std::memory_order_relaxed);
-        if (s->n_prefilled == s->prompt.size()) cache_.insert(s->seq, s->cached);  // shareable from now on
+        if (s->n_prefilled == s->plan.tokens.size()) cache_.insert(s->seq, s->cached);  // shareable from now on
     }
 
     // Sampling: the logits rows are fetched here (llama.cpp's accessors are not thread-safe),

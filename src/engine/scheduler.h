@@ -7,8 +7,11 @@
 // each slot that produced logits with its own sampler chain. Requests join and leave between
 // steps. Tokenize/detokenize requests are served between steps too, without taking a slot.
 //
-// Threading: submit(), stop() and stats() are thread-safe; everything else runs on the
-// scheduler thread.
+// Prompts are assembled by engine/prompt.h on this thread before a request is placed; the
+// scheduler itself only places, batches, samples and manages KV.
+//
+// Threading: submit(), stop() and stats() are thread-safe (executor.h); everything else runs on
+// the scheduler thread.
 //
 // KV cache: one stream per slot (llama.cpp's non-unified mode), n_ctx cells each, so attention
 // only ever spans a slot's own cells and an admitted request (bounded to n_ctx tokens, prompt
@@ -33,17 +36,15 @@
 #include "engine/executor.h"
 #include "engine/model.h"
 #include "engine/prefix_cache.h"
+#include "engine/prompt.h"
 #include "engine/worker_pool.h"
 #include "engine/request.h"
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 namespace infer {
 
@@ -51,35 +52,35 @@ class scheduler final : public executor {
 public:
     // Creates the llama_context and starts the thread. Slow (allocates the KV cache): call it off
     // the main thread. Throws std::runtime_error if the context cannot be created.
-    scheduler(std::string name, std::shared_ptr<const model> m);  // slots start unpromised
-    ~scheduler();  // stop(stop_mode_cancel), join, free the context
-
-    scheduler(const scheduler &) = delete;
-    scheduler & operator=(const scheduler &) = delete;
-
-    submit_status submit(std::unique_ptr<infer_request> & req) override;
-    void stop(stop_mode mode) override;
-    scheduler_stats stats() const override;  // thread-safe
-    const model & get_model() const override { return *model_; }
-    const std::string & name() const override { return name_; }
+    scheduler(std::string name, std::shared_ptr<const model> m);
+    ~scheduler() override;  // stop(stop_mode_cancel), join, free the context
 
 private:
     struct slot;
-    void run();
-    void step(std::deque<std::unique_ptr<infer_request>> & intake);
-    void serve_utility(infer_request & r);
-    bool try_admit(std::unique_ptr<infer_request> & r);  // false = deferred, r untouched
+    // A generate request taken off the queue, with its prompt once built (built once: a request
+    // deferred behind another slot's prefill keeps its plan).
+    struct admission {
+        request_ptr req;
+        prompt_plan plan;
+        bool planned = false;
+    };
+
+    bool idle() const override;
+    void take(request_list & queue, request_list & intake) override;
+    void step(request_list & intake) override;
+    void abandon(request_list & intake, const engine_error & why) override;
+    void add_stats(executor_stats & s) const override;
+
+    bool try_admit(admission & a);  // false = deferred, a untouched but planned
+    void place(admission & a, size_t reuse, const prefix_cache::match & m);
+    void decode_and_sample();
     void finish(slot & s, finish_reason why);
     void emit(slot & s, bool final);
-    void fail(slot & s, const std::string & error);
-    void complete(infer_request & r, infer_result && res);
+    void fail_slot(slot & s, const engine_error & error);
     size_t free_slots() const;
 
-    const std::string name_;
-    const std::shared_ptr<const model> model_;
     const uint32_t n_ctx_;    // per slot
     const uint32_t n_batch_;
-    const uint32_t queue_max_;
 
     // Scheduler-thread state.
     llama_context_ptr ctx_;
@@ -91,25 +92,13 @@ private:
     std::vector<const float *> sampling_rows_;
     std::vector<token> sampled_;
     std::vector<std::pair<slot *, int32_t>> chunks_;
-    std::deque<std::unique_ptr<infer_request>> deferred_;  // waiting for another slot's prefill
+    std::deque<admission> deferred_;  // waiting for another slot's prefill
     uint64_t finished_ = 0;  // requests finished, for slot::last_used
 
-    // Shared state, under mu_.
-    mutable std::mutex mu_;
-    std::condition_variable cv_;
-    std::deque<std::unique_ptr<infer_request>> queue_;
-    bool stopping_ = false;
-    size_t unpromised_slots_ = 0;  // free slots not yet promised to a request taken off the queue
-    stop_mode stop_mode_ = stop_mode_drain;
-
     // Counters written by the scheduler thread, read by stats().
-    std::atomic<uint32_t> slots_busy_{0}, queue_depth_{0};
-    std::atomic<uint64_t> requests_total_{0}, requests_failed_{0}, prompt_tokens_{0}, generated_tokens_{0}, steps_{0};
-    std::atomic<uint64_t> busy_us_{0};
+    std::atomic<uint32_t> slots_busy_{0};
+    std::atomic<uint64_t> generated_tokens_{0};
     std::atomic<uint64_t> prefix_hits_{0}, prefix_hit_tokens_{0}, prefix_evictions_{0}, prefix_copies_{0};
-
-    std::mutex join_mu_;  // serialises stop() callers around join
-    std::thread thread_;
 };
 
 }  // namespace infer

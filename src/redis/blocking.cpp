@@ -6,12 +6,12 @@
 namespace infer::rm {
 namespace {
 
-std::string run_finalize(RedisModuleCtx * ctx, blocked_call & call) {
+std::string run_finalize(blocked_call & call) {
     if (!call.finalize) return "";
     auto f = std::move(call.finalize);
     call.finalize = nullptr;
     try {
-        return f(ctx, call.result);
+        return f(call.result, call.error);
     } catch (const std::exception & e) {
         log("warning", std::string("writing a result failed: ") + e.what());
         return std::string("ERR writing the result failed - ") + e.what();
@@ -22,7 +22,7 @@ int on_reply(RedisModuleCtx * ctx, RedisModuleString **, int) {
     auto * call = static_cast<blocked_call *>(RedisModule_GetBlockedClientPrivateData(ctx));
     return guard(ctx, [&] {
         const std::string err = call->finalize_error;
-        if (!call->result.error.empty()) return RedisModule_ReplyWithError(ctx, call->result.error.c_str());
+        if (!call->error.empty()) return RedisModule_ReplyWithError(ctx, call->error.c_str());
         if (!err.empty()) return RedisModule_ReplyWithError(ctx, err.c_str());
         return call->reply(ctx, call->result);
     });
@@ -70,8 +70,9 @@ pending_reply block_client(RedisModuleCtx * ctx, std::shared_ptr<request_control
     return pending_reply(bc, call.release());  // Redis owns it now: on_free deletes it
 }
 
-void pending_reply::complete(infer_result && r) const {
+void pending_reply::complete(infer_result && r, std::string error) const {
     call_->result = std::move(r);
+    call_->error = std::move(error);
     if (!call_->finalize) {
         RedisModule_UnblockClient(bc_, call_);
         return;
@@ -82,7 +83,7 @@ void pending_reply::complete(infer_result && r) const {
     RedisModuleBlockedClient * bc = bc_;
     blocked_call * call = call_;
     post_main_job(job_kind::write, [bc, call] {
-        call->finalize_error = run_finalize(nullptr, *call);
+        call->finalize_error = run_finalize(*call);
         RedisModule_UnblockClient(bc, call);
     });
 }
@@ -92,26 +93,6 @@ void pending_reply::abort() const {
     // call_: delete it here.
     RedisModule_AbortBlock(bc_);
     delete call_;
-}
-
-void block_and_submit(RedisModuleCtx * ctx, executor & sched, std::unique_ptr<infer_request> req, reply_fn reply,
-                      finalize_fn finalize) {
-    const pending_reply pending = block_client(ctx, req->control, std::move(reply), std::move(finalize));
-    req->on_done = [pending](infer_result && r) { pending.complete(std::move(r)); };
-    const submit_status st = sched.submit(req);
-    if (st == submit_status_ok) return;
-    pending.abort();
-    throw reply_error(submit_error_text(sched, st));
-}
-
-std::string submit_error_text(executor & sched, submit_status st) {
-    if (st == submit_status_ok) return "";
-    if (st == submit_status_queue_full) {
-        const auto s = sched.stats();
-        return "ERR queue full for model '" + sched.name() + "' - " + std::to_string(s.queue_depth) +
-               " requests waiting, limit " + std::to_string(s.queue_max);
-    }
-    return "ERR model '" + sched.name() + "' is being unloaded";
 }
 
 }  // namespace infer::rm

@@ -1,11 +1,13 @@
 // The blocked-client protocol, in one place, for every command that hands work to the engine.
 //
-//   handler (main thread): parse + validate, then block_and_submit():
+//   handler (main thread): parse + validate, then block_client() (commands/submit.h posts the
+//     request with it):
 //     - refuses inside MULTI/EXEC, Lua/functions and RM_Call without blocking permission,
 //     - BlockClient with reply, timeout and free callbacks and a disconnect callback,
-//     - posts the request; if the queue is full or the model is stopping, AbortBlock and an
-//       immediate error reply (no leaked blocked client).
-//   engine (scheduler thread): fills the typed result and calls UnblockClient.
+//     - if the request cannot be posted (queue full, model stopping), abort(): no leaked
+//       blocked client, the handler answers with an error itself.
+//   engine (scheduler thread): fills the typed result; complete() hands it over with the error
+//     reply text the command layer made of it, if any.
 //   result writes (main thread, a main_jobs write job): STORE, STREAM's end, a session; then
 //     the client is unblocked.
 //   reply callback (main thread): the only place RESP is written.
@@ -15,7 +17,6 @@
 #pragma once
 
 #include "engine/request.h"
-#include "engine/executor.h"
 #include "redis/rm.h"
 
 #include <functional>
@@ -26,13 +27,15 @@ namespace infer::rm {
 
 // Keyspace writes a request makes with its result (STORE, STREAM's last entry, a chat session),
 // on the main thread as a main_jobs write job, before the client is unblocked (so they happen
-// even if it disconnected). Returns "" or an error reply (e.g. WRONGTYPE) to send instead. The
-// context argument is null: writes go through the module's own context (commands/outputs.h).
-using finalize_fn = std::function<std::string(RedisModuleCtx *, infer_result &)>;
+// even if it disconnected). `error` is the request's error reply, "" if it succeeded. Returns ""
+// or an error reply (e.g. WRONGTYPE) to send instead. Writes go through the module's own
+// context (commands/keyspace.h).
+using finalize_fn = std::function<std::string(const infer_result &, const std::string & error)>;
 
 struct blocked_call {
     std::shared_ptr<request_control> control;
     infer_result result;
+    std::string error;  // the request failed: this is the reply
     // Writes the reply from the result; runs on the main thread in the reply callback.
     std::function<int(RedisModuleCtx *, infer_result &)> reply;
     finalize_fn finalize;  // may be empty; runs at most once
@@ -50,7 +53,8 @@ using reply_fn = std::function<int(RedisModuleCtx *, infer_result &)>;
 class pending_reply {
 public:
     pending_reply(RedisModuleBlockedClient * bc, blocked_call * call) : bc_(bc), call_(call) {}
-    void complete(infer_result && r) const;
+    // error: the reply when the request failed ("" when it succeeded).
+    void complete(infer_result && r, std::string error = {}) const;
     void abort() const;
 
 private:
@@ -61,13 +65,5 @@ private:
 // Blocks the client; `control` is cancelled on disconnect or CLIENT UNBLOCK.
 pending_reply block_client(RedisModuleCtx * ctx, std::shared_ptr<request_control> control, reply_fn reply,
                            finalize_fn finalize = nullptr);
-
-// The error reply for a submit that was not taken (queue full, model unloading); "" for ok.
-std::string submit_error_text(executor & sched, submit_status st);
-
-// Blocks the client and submits req to sched. On any failure the client is not left blocked and
-// a reply_error is thrown. `reply` formats the result.
-void block_and_submit(RedisModuleCtx * ctx, executor & sched, std::unique_ptr<infer_request> req,
-                      reply_fn reply, finalize_fn finalize = nullptr);
 
 }  // namespace infer::rm

@@ -50,6 +50,25 @@ inline std::string_view str(const RedisModuleString * s) {
     return {p, n};
 }
 
+// One key/value pair of a map reply (a RESP3 map; a flat array under RESP2).
+inline void reply_kv(RedisModuleCtx * ctx, const char * k, std::string_view v) {
+    RedisModule_ReplyWithCString(ctx, k);
+    RedisModule_ReplyWithStringBuffer(ctx, v.data(), v.size());
+}
+inline void reply_kv(RedisModuleCtx * ctx, const char * k, long long v) {
+    RedisModule_ReplyWithCString(ctx, k);
+    RedisModule_ReplyWithLongLong(ctx, v);
+}
+inline void reply_kv(RedisModuleCtx * ctx, const char * k, double v) {
+    RedisModule_ReplyWithCString(ctx, k);
+    RedisModule_ReplyWithDouble(ctx, v);
+}
+
+// A replica that refuses writes (replica-read-only yes), from RedisModule_GetContextFlags.
+inline bool readonly_replica(int ctx_flags) {
+    return (ctx_flags & REDISMODULE_CTX_FLAGS_SLAVE) && (ctx_flags & REDISMODULE_CTX_FLAGS_READONLY);
+}
+
 // Logs through Redis from any thread (a NULL context is allowed off the main thread).
 void log(const char * level, const std::string & msg);
 

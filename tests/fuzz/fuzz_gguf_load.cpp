@@ -162,7 +162,7 @@ void full_load_and_decode() {
     std::shared_ptr<infer::model> m;
     std::vector<infer::token> ids;
     const bool ok = guarded([&] {
-        std::string err;
+        infer::engine_error err;
         m = infer::model::load(p, err);
         if (!m) return;
         ids = m->tokenize("Hello world", true, true);

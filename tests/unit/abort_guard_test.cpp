@@ -66,7 +66,7 @@ TEST(abort_guard, model_load_turns_the_fuzz_crash_files_into_errors) {
         p.path = crash_file(f);
         p.n_ctx = 32;
         p.n_threads = 1;
-        std::string err;
+        engine_error err;
         EXPECT_FALSE(model::load(p, err)) << f;
         EXPECT_FALSE(err.empty()) << f;
     }
@@ -94,8 +94,8 @@ TEST(model_load, a_model_without_a_tokenizer_is_refused) {
     model_params p = model_default_params();
     p.path = dst;
     p.n_ctx = 32;
-    std::string err;
+    engine_error err;
     EXPECT_FALSE(model::load(p, err));
-    EXPECT_NE(err.find("has no tokenizer"), std::string::npos) << err;
+    EXPECT_NE(err.detail.find("has no tokenizer"), std::string::npos) << err;
     std::remove(dst.c_str());
 }

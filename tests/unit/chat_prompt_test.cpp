@@ -19,7 +19,7 @@ std::shared_ptr<model> tiny() {
         p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
         p.n_ctx = 512;
         p.n_threads = 1;
-        std::string err;
+        engine_error err;
         auto loaded = model::load(p, err);
         EXPECT_TRUE(loaded) << err;
         return loaded;
@@ -106,7 +106,7 @@ TEST(chat_prompt, rag_question_and_control_ids_in_chunks_stay_text) {
     clean.chunks = {m->tokenize("chunk one", false, false)};
     clean.question = "q?";
     std::vector<token> clean_prompt;
-    ASSERT_EQ(rag_prompt_build(*m, clean, clean_prompt), "");
+    ASSERT_TRUE(rag_prompt_build(*m, clean, clean_prompt));
     rag_input inj = clean;
     inj.system = all;
     inj.question = all;
@@ -114,6 +114,6 @@ TEST(chat_prompt, rag_question_and_control_ids_in_chunks_stay_text) {
     inj.chunks.push_back(m->tokenize(all, /*parse_special=*/true, false));
     inj.system_tokens = m->tokenize(all, true, false);
     std::vector<token> prompt;
-    ASSERT_EQ(rag_prompt_build(*m, inj, prompt), "");
+    ASSERT_TRUE(rag_prompt_build(*m, inj, prompt));
     EXPECT_EQ(controls(*m, prompt), controls(*m, clean_prompt));
 }

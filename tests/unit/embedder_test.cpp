@@ -22,7 +22,7 @@ std::shared_ptr<model> load_bert(uint32_t slots = 16, uint32_t ctx = 0) {
     p.n_ctx = ctx;
     p.n_threads = 2;
     p.embedding = true;
-    std::string err;
+    engine_error err;
     auto m = model::load(p, err);
     EXPECT_TRUE(m) << err;
     return m;
@@ -79,7 +79,9 @@ TEST(embedder, normalizes_and_refuses_what_it_cannot_embed) {
     std::string long_text;
     for (int i = 0; i < 40; ++i) long_text += "word ";
     auto too_long = embed(e, long_text).get();
-    EXPECT_EQ(too_long.error.rfind("ERR embedding input too long - got 42 tokens, expected at most 32", 0), 0u) << too_long.error;
+    EXPECT_EQ(too_long.error.code, error_code::input_over_context) << too_long.error;
+    EXPECT_EQ(too_long.error.got, 42);
+    EXPECT_EQ(too_long.error.limit, 32);
 
     auto gen = std::make_unique<infer_request>();
     gen->kind = request_kind_generate;
@@ -87,7 +89,7 @@ TEST(embedder, normalizes_and_refuses_what_it_cannot_embed) {
     std::promise<infer_result> p;
     gen->on_done = [&](infer_result && r) { p.set_value(std::move(r)); };
     ASSERT_EQ(e.submit(gen), submit_status_ok);
-    EXPECT_EQ(p.get_future().get().error.rfind("ERR model 'bert' is an embedding model", 0), 0u);
+    EXPECT_EQ(p.get_future().get().error.code, error_code::not_a_generation_model);
 }
 
 TEST(embedder, stop_completes_every_request_once) {
@@ -118,9 +120,11 @@ TEST(embedder, batch_smaller_than_ctx_is_refused_at_load) {
     p.n_ctx = 256;
     p.n_batch = 128;
     p.embedding = true;
-    std::string err;
+    engine_error err;
     EXPECT_FALSE(model::load(p, err));
-    EXPECT_EQ(err, "BATCH must be at least CTX for an embedding model - got BATCH 128, CTX 256");
+    EXPECT_EQ(err.code, error_code::batch_below_context);
+    EXPECT_EQ(err.got, 128);
+    EXPECT_EQ(err.limit, 256);
 }
 
 // llama.cpp aborts the process for these; the load must refuse them first.
@@ -131,9 +135,11 @@ TEST(embedder, slots_not_dividing_batch_is_refused_at_load) {
     p.n_slots = 3;
     p.n_batch = 2048;
     p.embedding = true;
-    std::string err;
+    engine_error err;
     EXPECT_FALSE(model::load(p, err));
-    EXPECT_EQ(err, "BATCH must be a multiple of SLOTS for an embedding model - got BATCH 2048, SLOTS 3");
+    EXPECT_EQ(err.code, error_code::batch_not_multiple_of_slots);
+    EXPECT_EQ(err.got, 2048);
+    EXPECT_EQ(err.limit, 3);
     p.n_slots = 3;
     p.n_batch = 0;
     p.n_ctx = 3000;  // default BATCH rounds up to a multiple of SLOTS
@@ -146,7 +152,9 @@ TEST(embedder, slots_over_batch_is_refused_for_generation_models) {
     p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
     p.n_slots = 17;
     p.n_batch = 16;
-    std::string err;
+    engine_error err;
     EXPECT_FALSE(model::load(p, err));
-    EXPECT_EQ(err, "SLOTS must not exceed BATCH - got SLOTS 17, BATCH 16");
+    EXPECT_EQ(err.code, error_code::slots_above_batch);
+    EXPECT_EQ(err.got, 17);
+    EXPECT_EQ(err.limit, 16);
 }

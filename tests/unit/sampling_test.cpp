@@ -46,7 +46,7 @@ TEST(token_sampler, greedy_fast_path_equals_llama_greedy) {
     backend_init();
     model_params p = model_default_params();
     p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
-    std::string err;
+    engine_error err;
     auto m = model::load(p, err);
     ASSERT_TRUE(m) << err;
     const int n = m->info().n_vocab;

@@ -24,7 +24,7 @@ std::shared_ptr<model> load_tiny(uint32_t slots, uint32_t ctx = 512, uint32_t qu
     p.n_batch = batch;
     p.n_threads = 2;
     p.queue_max = queue_max;
-    std::string err;
+    engine_error err;
     auto m = model::load(p, err);
     EXPECT_TRUE(m) << err;
     return m;
@@ -221,8 +221,11 @@ TEST(scheduler, cancel_stop_fails_queued_and_running_with_error) {
     ASSERT_EQ(s.stats().slots_busy, 1u);
     auto queued = post(s, greedy_request(prompt_of(*m, "b"), 4000));
     s.stop(stop_mode_cancel);
-    EXPECT_EQ(running.get().error, "ERR model 'victim' was unloaded during generation");
-    EXPECT_EQ(queued.get().error, "ERR model 'victim' was unloaded");
+    const auto ran = running.get(), waited = queued.get();
+    EXPECT_EQ(ran.error.code, error_code::unloaded);
+    EXPECT_TRUE(ran.error.during_generation);
+    EXPECT_EQ(waited.error.code, error_code::unloaded);
+    EXPECT_FALSE(waited.error.during_generation);
     auto r = greedy_request(prompt_of(*m, "c"), 4);
     EXPECT_EQ(s.submit(r), submit_status_stopped);
 }
@@ -247,7 +250,10 @@ TEST(scheduler, prompt_over_context_is_an_error) {
     r->text = std::string(400, 'a') + " b c d e f g";
     r->max_tokens = 60;
     const auto res = post(s, std::move(r)).get();
-    EXPECT_NE(res.error.find("ERR prompt plus MAX_TOKENS exceeds the context"), std::string::npos) << res.error;
+    EXPECT_EQ(res.error.code, error_code::prompt_over_context) << res.error;
+    EXPECT_GT(res.error.got + res.error.max_tokens, res.error.limit);
+    EXPECT_EQ(res.error.max_tokens, 60);
+    EXPECT_EQ(res.error.limit, 64);
 }
 
 TEST(scheduler, tokenize_and_detokenize_round_trip) {
@@ -361,7 +367,7 @@ TEST(scheduler, pooled_sampling_gives_the_same_outputs) {
         p.n_slots = 8;
         p.n_threads = 2;
         p.n_gpu_layers = gpu_layers;
-        std::string err;
+        engine_error err;
         auto m = model::load(p, err);
         EXPECT_TRUE(m) << err;
         std::vector<infer_result> out;

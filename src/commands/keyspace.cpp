@@ -1,9 +1,10 @@
-// See outputs.h.
-#include "commands/outputs.h"
+// See keyspace.h.
+#include "commands/keyspace.h"
 
-#include "redis/main_jobs.h"
+#include "commands/args.h"
 
-#include <mutex>
+#include <cstdlib>
+
 
 namespace infer::cmd {
 namespace {
@@ -20,7 +21,7 @@ std::string as_caller(const write_as & who, const std::string & key, int key_fla
         if (RedisModule_AvoidReplicaTraffic()) return "TRYAGAIN writes are paused - nothing written";
         // The node may have been demoted since the command arrived.
         const int flags = RedisModule_GetContextFlags(nullptr);
-        if ((flags & REDISMODULE_CTX_FLAGS_SLAVE) && (flags & REDISMODULE_CTX_FLAGS_READONLY)) {
+        if (rm::readonly_replica(flags)) {
             return "READONLY You can't write against a read only replica.";
         }
     }
@@ -35,6 +36,9 @@ std::string as_caller(const write_as & who, const std::string & key, int key_fla
     return fn();
 }
 
+
+}  // namespace
+
 std::string reply_error_text(RedisModuleCallReply * r) {
     if (!r) return "ERR the write failed (errno " + std::to_string(errno) + ")";
     if (RedisModule_CallReplyType(r) != REDISMODULE_REPLY_ERROR) return "";
@@ -42,8 +46,6 @@ std::string reply_error_text(RedisModuleCallReply * r) {
     const char * p = RedisModule_CallReplyStringPtr(r, &n);
     return std::string(p, n);
 }
-
-}  // namespace
 
 write_as write_as::caller(RedisModuleCtx * ctx) {
     write_as w;
@@ -57,93 +59,12 @@ write_as write_as::caller(RedisModuleCtx * ctx) {
     return w;
 }
 
-class stream_sink : public std::enable_shared_from_this<stream_sink> {
-public:
-    stream_sink(write_as who, std::string key) : who_(std::move(who)), key_(std::move(key)) {}
+void keyspace_init(RedisModuleCtx * ctx) { g_ctx = RedisModule_GetDetachedThreadSafeContext(ctx); }
 
-    // Scheduler thread.
-    void push(const std::vector<token> & ids, const std::string & text);
-    // Main thread (main_jobs write jobs).
-    void flush();
-    std::string finish(const infer_result & res);
-
-private:
-    write_as who_;
-    std::string key_;
-    std::mutex mu_;
-    std::string text_;
-    std::string ids_;    // comma-separated
-    bool queued_ = false;
-    std::string error_;  // main thread: the first write that failed; nothing is appended after it
-};
-
-void stream_sink::push(const std::vector<token> & ids, const std::string & text) {
-    {
-        std::lock_guard lk(mu_);
-        text_ += text;
-        for (token t : ids) {
-            if (!ids_.empty()) ids_ += ',';
-            ids_ += std::to_string(t);
-        }
-        if (queued_) return;
-        queued_ = true;
-    }
-    // One job per sink per main-thread turn, however many steps pushed meanwhile.
-    rm::post_main_job(rm::job_kind::write, [self = shared_from_this()] { self->flush(); });
-}
-
-void stream_sink::flush() {
-    std::string text, ids;
-    {
-        std::lock_guard lk(mu_);
-        text.swap(text_);
-        ids.swap(ids_);
-        queued_ = false;
-    }
-    // A stream with a hole must not look whole: after a failed write nothing more is appended.
-    if (!error_.empty() || (text.empty() && ids.empty())) return;
-    error_ = as_caller(who_, key_, REDISMODULE_CMD_KEY_INSERT, [&] {
-        rm::rm_call_reply r(RedisModule_Call(g_ctx, "XADD", "!Ebccbcb", key_.data(), key_.size(), "*", "text",
-                                             text.data(), text.size(), "tokens", ids.data(), ids.size()));
-        return reply_error_text(r.get());
-    });
-}
-
-std::string stream_sink::finish(const infer_result & res) {
-    flush();
-    // After a failed write the last entry carries that error (if it can be written at all), and
-    // the reply is that error: the stream ended early, whatever the generation did.
-    const std::string & error = error_.empty() ? res.error : error_;
-    const std::string err = as_caller(who_, key_, REDISMODULE_CMD_KEY_INSERT, [&] {
-        rm::rm_call_reply r;
-        if (!error.empty()) {
-            r.reset(RedisModule_Call(g_ctx, "XADD", "!Ebccb", key_.data(), key_.size(), "*", "error", error.data(),
-                                     error.size()));
-        } else {
-            r.reset(RedisModule_Call(g_ctx, "XADD", "!Ebcccclclcl", key_.data(), key_.size(), "*", "finish_reason",
-                                     finish_reason_name(res.finish), "prompt_tokens", (long long) res.prompt_tokens,
-                                     "completion_tokens", (long long) res.completion_tokens, "cached_tokens",
-                                     (long long) res.cached_tokens));
-        }
-        return reply_error_text(r.get());
-    });
-    return error_.empty() ? err : error_;
-}
-
-void outputs_init(RedisModuleCtx * ctx) { g_ctx = RedisModule_GetDetachedThreadSafeContext(ctx); }
-
-void outputs_shutdown() {
+void keyspace_shutdown() {
     if (g_ctx) RedisModule_FreeThreadSafeContext(g_ctx);
     g_ctx = nullptr;
 }
-
-std::shared_ptr<stream_sink> stream_attach(const write_as & who, const std::string & key, infer_request & req) {
-    auto sink = std::make_shared<stream_sink>(who, key);
-    req.on_stream = [sink](const std::vector<token> & ids, const std::string & text) { sink->push(ids, text); };
-    return sink;
-}
-
-std::string stream_finish(stream_sink & sink, const infer_result & res) { return sink.finish(res); }
 
 std::string with_caller_key(const write_as & who, const std::string & key, int key_flags,
                             const std::function<std::string(RedisModuleCtx *)> & fn) {
@@ -155,6 +76,16 @@ std::string check_string_or_empty(RedisModuleCtx * ctx, const std::string & key)
     rm::rm_key h(static_cast<RedisModuleKey *>(RedisModule_OpenKey(ctx, k.get(), REDISMODULE_READ)));
     const int type = RedisModule_KeyType(h.get());
     if (type != REDISMODULE_KEYTYPE_EMPTY && type != REDISMODULE_KEYTYPE_STRING) {
+        return "WRONGTYPE Operation against a key holding the wrong kind of value";
+    }
+    return "";
+}
+
+std::string check_stream_or_empty(RedisModuleCtx * ctx, const std::string & key) {
+    rm::rm_string k(RedisModule_CreateString(ctx, key.data(), key.size()), rm::string_freer{ctx});
+    rm::rm_key h(static_cast<RedisModuleKey *>(RedisModule_OpenKey(ctx, k.get(), REDISMODULE_READ)));
+    const int type = RedisModule_KeyType(h.get());
+    if (type != REDISMODULE_KEYTYPE_EMPTY && type != REDISMODULE_KEYTYPE_STREAM) {
         return "WRONGTYPE Operation against a key holding the wrong kind of value";
     }
     return "";
@@ -245,6 +176,103 @@ std::string store_session(const write_as & who, const std::string & key, const s
         const bool exists = RedisModule_KeyType(h.get()) != REDISMODULE_KEYTYPE_EMPTY;
         h.reset();
         return set_token_key(key, blob, exists ? k_keep_ttl : expire_at_start);
+    });
+}
+
+void read_token_key(RedisModuleCtx * ctx, RedisModuleString * key, const model & m, size_t max_tokens,
+                    std::vector<token> & out) {
+    rm::rm_key k(static_cast<RedisModuleKey *>(RedisModule_OpenKey(ctx, key, REDISMODULE_READ)));
+    const int type = RedisModule_KeyType(k.get());
+    if (type == REDISMODULE_KEYTYPE_EMPTY) throw rm::reply_error("ERR token key " + quote(rm::str(key)) + " does not exist");
+    if (type != REDISMODULE_KEYTYPE_STRING) {
+        throw rm::reply_error("WRONGTYPE Operation against a key holding the wrong kind of value");
+    }
+    size_t len = 0;
+    const char * p = RedisModule_StringDMA(k.get(), &len, REDISMODULE_READ);
+    const blob_check c = tokens_append_blob({p, len}, m.info().n_vocab, max_tokens, out);
+    switch (c.status) {
+        case blob_status_ok: return;
+        case blob_status_bad_length:
+            throw rm::reply_error("ERR token key " + quote(rm::str(key)) + " is not packed uint32 - got " +
+                                  std::to_string(len) + " bytes, expected a multiple of 4");
+        case blob_status_bad_token:
+            throw rm::reply_error("ERR token id out of range in key " + quote(rm::str(key)) + " at index " +
+                                  std::to_string(c.index) + " - got " + std::to_string(c.value) + ", expected 0.." +
+                                  std::to_string(m.info().n_vocab - 1));
+        case blob_status_too_long:
+            throw rm::reply_error("ERR prompt too long - got " + std::to_string(out.size() + len / 4) +
+                                  " tokens, expected at most " + std::to_string(max_tokens));
+    }
+}
+
+namespace {
+
+double parse_score(RedisModuleCallReply * r) {
+    if (RedisModule_CallReplyType(r) == REDISMODULE_REPLY_DOUBLE) return RedisModule_CallReplyDouble(r);
+    size_t n = 0;
+    const char * p = RedisModule_CallReplyStringPtr(r, &n);
+    return p ? std::strtod(std::string(p, n).c_str(), nullptr) : 0.0;
+}
+
+}  // namespace
+
+std::string vsim_as_caller(const write_as & who, const std::string & vset, const std::vector<float> & v, long long k,
+                           const std::string & filter, std::vector<vsim_match> & out) {
+    return with_caller_key(who, vset, REDISMODULE_CMD_KEY_ACCESS, [&](RedisModuleCtx * g) {
+        const char * blob = reinterpret_cast<const char *>(v.data());
+        const size_t len = v.size() * sizeof(float);
+        // NOTHREAD: this runs off the command path already, and RM_Call cannot block.
+        rm::rm_call_reply r(filter.empty()
+            ? RedisModule_Call(g, "VSIM", "Ebcbcclc", vset.data(), vset.size(), "FP32", blob, len, "WITHSCORES",
+                               "COUNT", k, "NOTHREAD")
+            : RedisModule_Call(g, "VSIM", "Ebcbcclcbc", vset.data(), vset.size(), "FP32", blob, len, "WITHSCORES",
+                               "COUNT", k, "FILTER", filter.data(), filter.size(), "NOTHREAD"));
+        if (!r) return "ERR VSIM failed (errno " + std::to_string(errno) + ")";
+        if (RedisModule_CallReplyType(r.get()) == REDISMODULE_REPLY_ERROR) return reply_error_text(r.get());
+        const size_t n = RedisModule_CallReplyLength(r.get());
+        const bool map = RedisModule_CallReplyType(r.get()) == REDISMODULE_REPLY_MAP;
+        for (size_t i = 0; map ? i < n : i + 1 < n; i += map ? 1 : 2) {
+            RedisModuleCallReply *name = nullptr, *score = nullptr;
+            if (map) {
+                RedisModule_CallReplyMapElement(r.get(), i, &name, &score);
+            } else {
+                name = RedisModule_CallReplyArrayElement(r.get(), i);
+                score = RedisModule_CallReplyArrayElement(r.get(), i + 1);
+            }
+            size_t len_name = 0;
+            const char * p = RedisModule_CallReplyStringPtr(name, &len_name);
+            out.push_back({std::string(p ? p : "", p ? len_name : 0), parse_score(score)});
+        }
+        return std::string();
+    });
+}
+
+std::string read_chunk_as_caller(const write_as & who, const std::string & vset, const std::string & element,
+                                 const model & m, const std::string & model_name, size_t max_tokens,
+                                 std::vector<token> & out) {
+    const bool cluster = RedisModule_GetContextFlags(nullptr) & REDISMODULE_CTX_FLAGS_CLUSTER;
+    return with_caller_key(who, element, REDISMODULE_CMD_KEY_ACCESS, [&](RedisModuleCtx * g) {
+        rm::rm_string k(RedisModule_CreateString(g, element.data(), element.size()), rm::string_freer{g});
+        rm::rm_string vk(RedisModule_CreateString(g, vset.data(), vset.size()), rm::string_freer{g});
+        if (cluster && RedisModule_ClusterKeySlot(k.get()) != RedisModule_ClusterKeySlot(vk.get())) {
+            return "ERR chunk key " + quote(element) + " is in another hash slot than " + quote(vset) +
+                   " - give the corpus keys and the vector set one hash tag";
+        }
+        rm::rm_key h(static_cast<RedisModuleKey *>(RedisModule_OpenKey(g, k.get(), REDISMODULE_READ)));
+        const int type = RedisModule_KeyType(h.get());
+        if (type == REDISMODULE_KEYTYPE_EMPTY) {
+            return "ERR chunk key " + quote(element) + " in " + quote(vset) + " does not exist - re-ingest it or VREM it from the set";
+        }
+        if (type != REDISMODULE_KEYTYPE_STRING) return "ERR chunk key " + quote(element) + " is not a token key (it holds another type)";
+        size_t len = 0;
+        const char * p = RedisModule_StringDMA(h.get(), &len, REDISMODULE_READ);
+        const blob_check c = tokens_append_blob({p, len}, m.info().n_vocab, max_tokens, out);
+        if (c.status == blob_status_too_long) return "ERR chunk key " + quote(element) + " is longer than the context of the model";
+        if (c.status != blob_status_ok) {
+            return "ERR chunk key " + quote(element) + " is not a valid token key for model " + quote(model_name) +
+                   " (ingested with another model?)";
+        }
+        return std::string();
     });
 }
 

@@ -2,6 +2,7 @@
 #include "commands/keyspace.h"
 
 #include "commands/args.h"
+#include "redis/blocking.h"
 
 #include <cstdlib>
 
@@ -11,6 +12,18 @@ namespace {
 
 RedisModuleCtx * g_ctx = nullptr;  // detached; used on the main thread only
 constexpr long long k_keep_ttl = -2;  // set_token_key: SET ... KEEPTTL
+
+// False once the calling client is no longer authenticated as who.user (its user was deleted; a
+// user of the same name may exist again): while it is still connected, by its user now; once it
+// has gone, by what its disconnect callback saw (blocking.h).
+bool client_still_is(const write_as & who) {
+    if (who.client_id == 0) return true;
+    RedisModuleString * now = RedisModule_GetClientUserNameById(g_ctx, who.client_id);
+    if (!now) return !rm::client_lost_its_user(who.client_id);  // gone: a plain disconnect still writes
+    const bool same = rm::str(now) == who.user;
+    RedisModule_FreeString(g_ctx, now);
+    return same;
+}
 
 // Runs fn with g_ctx selected to the caller's db, once the caller's ACL user may write `key`
 // (key permissions: the user needs @infer, not +set or +xadd). Main thread only.
@@ -28,6 +41,10 @@ std::string as_caller(const write_as & who, const std::string & key, int key_fla
     rm::rm_string name(RedisModule_CreateString(nullptr, who.user.data(), who.user.size()), rm::string_freer{nullptr});
     RedisModuleUser * user = RedisModule_GetModuleUserFromUserName(name.get());
     if (!user) return "ERR the ACL user '" + who.user + "' no longer exists - nothing written";
+    if (!client_still_is(who)) {
+        RedisModule_FreeModuleUser(user);
+        return "ERR the ACL user '" + who.user + "' no longer exists - nothing written";
+    }
     rm::rm_string k(RedisModule_CreateString(nullptr, key.data(), key.size()), rm::string_freer{nullptr});
     const bool allowed = RedisModule_ACLCheckKeyPermissions(user, k.get(), key_flags) == REDISMODULE_OK;
     RedisModule_FreeModuleUser(user);
@@ -50,6 +67,7 @@ std::string reply_error_text(RedisModuleCallReply * r) {
 write_as write_as::caller(RedisModuleCtx * ctx) {
     write_as w;
     w.db = RedisModule_GetSelectedDb(ctx);
+    w.client_id = RedisModule_GetClientId(ctx);
     if (RedisModuleString * u = RedisModule_GetCurrentUserName(ctx)) {
         w.user = std::string(rm::str(u));
         RedisModule_FreeString(ctx, u);

@@ -24,6 +24,10 @@ namespace infer::cmd {
 struct write_as {
     int db = 0;
     std::string user;  // ACL user name
+    // The calling client (0 = none). While it exists it must still be `user`: Redis moves a
+    // deleted user's clients to the default user before closing them, and the name may be
+    // re-created meanwhile by another user, whom a lookup by name alone would write as.
+    unsigned long long client_id = 0;
     static write_as caller(RedisModuleCtx * ctx);
 };
 

@@ -3,8 +3,12 @@
 
 #include "redis/main_jobs.h"
 
+#include <unordered_set>
+
 namespace infer::rm {
 namespace {
+
+std::unordered_set<unsigned long long> g_lost_user_clients;  // main thread
 
 std::string run_finalize(blocked_call & call) {
     if (!call.finalize) return "";
@@ -38,16 +42,32 @@ int on_timeout(RedisModuleCtx * ctx, RedisModuleString **, int) {
 
 void on_free(RedisModuleCtx *, void * privdata) {
     // The writes ran before the unblock (complete), whether the client is still there or not.
-    delete static_cast<blocked_call *>(privdata);
+    auto * call = static_cast<blocked_call *>(privdata);
+    if (call && call->user_lost) g_lost_user_clients.erase(call->client_id);
+    delete call;
 }
 
-void on_disconnect(RedisModuleCtx *, RedisModuleBlockedClient * bc) {
+std::string current_user(RedisModuleCtx * ctx) {
+    RedisModuleString * u = RedisModule_GetCurrentUserName(ctx);
+    if (!u) return "";
+    std::string name(str(u));
+    RedisModule_FreeString(ctx, u);
+    return name;
+}
+
+void on_disconnect(RedisModuleCtx * ctx, RedisModuleBlockedClient * bc) {
     if (auto * call = static_cast<blocked_call *>(RedisModule_BlockClientGetPrivateData(bc))) {
         call->control->cancelled.store(true);
+        if (current_user(ctx) != call->user) {
+            call->user_lost = true;
+            g_lost_user_clients.insert(call->client_id);
+        }
     }
 }
 
 }  // namespace
+
+bool client_lost_its_user(unsigned long long client_id) { return g_lost_user_clients.count(client_id) != 0; }
 
 void require_blocking_allowed(RedisModuleCtx * ctx, const char * command) {
     const int flags = RedisModule_GetContextFlags(ctx);
@@ -63,6 +83,8 @@ pending_reply block_client(RedisModuleCtx * ctx, std::shared_ptr<request_control
     call->control = std::move(control);
     call->reply = std::move(reply);
     call->finalize = std::move(finalize);
+    call->user = current_user(ctx);
+    call->client_id = RedisModule_GetClientId(ctx);
     RedisModuleBlockedClient * bc = RedisModule_BlockClient(ctx, on_reply, on_timeout, on_free, 0);
     if (!bc) throw reply_error("ERR cannot block this client");
     RedisModule_BlockClientSetPrivateData(bc, call.get());
@@ -83,7 +105,9 @@ void pending_reply::complete(infer_result && r, std::string error) const {
     RedisModuleBlockedClient * bc = bc_;
     blocked_call * call = call_;
     post_main_job(job_kind::write, [bc, call] {
-        call->finalize_error = run_finalize(*call);
+        call->finalize_error = call->user_lost
+            ? "ERR the ACL user '" + call->user + "' no longer exists - nothing written"
+            : run_finalize(*call);
         RedisModule_UnblockClient(bc, call);
     });
 }

@@ -13,7 +13,9 @@
 //   reply callback (main thread): the only place RESP is written.
 //   timeout callback: only CLIENT UNBLOCK reaches it (the engine enforces TIMEOUT itself, so a
 //     timed-out request still returns its partial text); it cancels the request.
-//   disconnect callback: cancels the request, which frees its slot at the next step.
+//   disconnect callback: cancels the request, which frees its slot at the next step. A client
+//     closed because its ACL user was deleted (Redis has moved it to the default user by then)
+//     gets no result writes at all: they would run as whoever holds the name now.
 #pragma once
 
 #include "engine/request.h"
@@ -40,7 +42,15 @@ struct blocked_call {
     std::function<int(RedisModuleCtx *, infer_result &)> reply;
     finalize_fn finalize;  // may be empty; runs at most once
     std::string finalize_error;  // what finalize returned: the reply, if the result itself is fine
+    std::string user;        // the client's ACL user when it blocked
+    unsigned long long client_id = 0;
+    bool user_lost = false;  // main thread: disconnected because its user was deleted - finalize never runs
 };
+
+// Main thread. True for a blocked client that was closed because its ACL user was deleted, until
+// its blocked call is freed: writes for it that are still queued (stream entries) must not run
+// as whoever holds the name now.
+bool client_lost_its_user(unsigned long long client_id);
 
 // Throws reply_error if the caller cannot be blocked (MULTI, scripts, RM_Call).
 void require_blocking_allowed(RedisModuleCtx * ctx, const char * command);

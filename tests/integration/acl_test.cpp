@@ -85,9 +85,11 @@ protected:
         ASSERT_EQ(r->type, REDIS_REPLY_STATUS) << str(r.get());
     }
 
-    client_ptr login(const std::string & name) {
+    client_ptr login(const std::string & name) { return login_as(name, "pw"); }
+
+    client_ptr login_as(const std::string & name, const std::string & password) {
         auto u = server->connect();
-        auto r = cmd(u.get(), {"AUTH", name, "pw"});
+        auto r = cmd(u.get(), {"AUTH", name, password});
         EXPECT_EQ(r->type, REDIS_REPLY_STATUS) << str(r.get());
         return u;
     }
@@ -437,4 +439,83 @@ TEST_F(acl, the_documented_users_work_as_described) {
 
     cmd(c.get(), {"DEL", "prompt:a", "{kb}:vectors", "{kb}:doc:0", "out:a", "chat:1"});
     for (const char * n : {"app", "loader", "modelops"}) cmd(c.get(), {"ACL", "DELUSER", n});
+}
+
+// ACL DELUSER while the user's STREAM generation runs. Redis closes the user's connections; the
+// module's disconnect callback cancels the request, and every write after the deletion looks the
+// user up by name and finds none ("no longer exists"). So the stream ends where it was when the
+// user went, with no last entry (it could only be written as the deleted user), STORE is never
+// written, the slot is freed and no client stays blocked. The entry count at the moment of the
+// deletion is read in the same MULTI as the DELUSER, so no write can slip in between.
+TEST_F(acl, a_user_deleted_mid_stream_gets_nothing_more_written) {
+    make_user("gone", {"-@all", "+@infer", "~gone:*"});
+    auto u = login("gone");
+    send(u.get(), {"INFER.GENERATE", "tiny", "TEXT", "hello", "MAX_TOKENS", "1500", "TEMPERATURE", "0", "IGNORE_EOS",
+                   "STREAM", "gone:s", "STORE", "gone:o"});
+    ASSERT_TRUE(wait_for([&] { return cmd(c.get(), {"XLEN", "gone:s"})->integer > 0; }));
+
+    ASSERT_EQ(cmd(c.get(), {"MULTI"})->type, REDIS_REPLY_STATUS);
+    cmd(c.get(), {"XLEN", "gone:s"});
+    cmd(c.get(), {"INFER.INFO", "tiny"});
+    cmd(c.get(), {"ACL", "DELUSER", "gone"});
+    auto exec = cmd(c.get(), {"EXEC"});
+    ASSERT_EQ(exec->type, REDIS_REPLY_ARRAY) << str(exec.get());
+    ASSERT_EQ(exec->elements, 3u);
+    const long long at_delete = exec->element[0]->integer;
+    EXPECT_EQ(map_get(exec->element[1], "slots_busy")->integer, 1) << "the generation ended before the user was deleted";
+    EXPECT_EQ(exec->element[2]->integer, 1) << "DELUSER deleted one user";
+
+    // The user's connection is closed without a reply.
+    EXPECT_EQ(receive(u.get()), nullptr);
+    EXPECT_TRUE(wait_for([&] { return slots_busy() == 0; })) << "the request was not cancelled";
+    EXPECT_TRUE(wait_for([&] {
+        return str(cmd(c.get(), {"INFO", "clients"}).get()).find("blocked_clients:0\r\n") != std::string::npos;
+    }));
+    EXPECT_LT(at_delete, 1500);
+    EXPECT_EQ(cmd(c.get(), {"XLEN", "gone:s"})->integer, at_delete) << "an entry was written after the user was deleted";
+    auto last = cmd(c.get(), {"XREVRANGE", "gone:s", "+", "-", "COUNT", "1"});
+    ASSERT_EQ(last->elements, 1u);
+    EXPECT_EQ(str(last->element[0]->element[1]->element[0]), "text") << "no last entry (finish_reason or error)";
+    EXPECT_EQ(cmd(c.get(), {"EXISTS", "gone:o"})->integer, 0);
+    // The server is alive and serves the next request.
+    EXPECT_EQ(str(cmd(c.get(), {"PING"}).get()), "PONG");
+    auto next = cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", "hello", "MAX_TOKENS", "2", "STORE", "gone:o2"});
+    EXPECT_EQ(next->type, REDIS_REPLY_STRING) << str(next.get());
+    cmd(c.get(), {"DEL", "gone:s", "gone:o2"});
+}
+
+// The same, with the user re-created under its name in the same breath (an admin replacing a
+// user: a new password, the same name). The module finds users by name, so it must not take the
+// new user for the one that made the request: nothing is written after the deletion, not even
+// the cancelled request's last entry.
+TEST_F(acl, a_user_re_created_under_the_same_name_does_not_inherit_the_running_request) {
+    make_user("gone", {"-@all", "+@infer", "~gone:*"});
+    auto u = login("gone");
+    send(u.get(), {"INFER.GENERATE", "tiny", "TEXT", "hello", "MAX_TOKENS", "1500", "TEMPERATURE", "0", "IGNORE_EOS",
+                   "STREAM", "gone:s", "STORE", "gone:o"});
+    ASSERT_TRUE(wait_for([&] { return cmd(c.get(), {"XLEN", "gone:s"})->integer > 0; }));
+    ASSERT_EQ(cmd(c.get(), {"MULTI"})->type, REDIS_REPLY_STATUS);
+    cmd(c.get(), {"XLEN", "gone:s"});
+    cmd(c.get(), {"INFER.INFO", "tiny"});
+    cmd(c.get(), {"ACL", "DELUSER", "gone"});
+    cmd(c.get(), {"ACL", "SETUSER", "gone", "on", ">other-password", "-@all", "+@infer", "~gone:*"});
+    auto exec = cmd(c.get(), {"EXEC"});
+    ASSERT_EQ(exec->type, REDIS_REPLY_ARRAY) << str(exec.get());
+    ASSERT_EQ(exec->elements, 4u);
+    const long long at_delete = exec->element[0]->integer;
+    EXPECT_EQ(map_get(exec->element[1], "slots_busy")->integer, 1) << "the generation ended before the user was deleted";
+
+    EXPECT_EQ(receive(u.get()), nullptr);
+    EXPECT_TRUE(wait_for([&] { return slots_busy() == 0; })) << "the request was not cancelled";
+    EXPECT_EQ(cmd(c.get(), {"XLEN", "gone:s"})->integer, at_delete) << "written after the user was deleted";
+    auto last = cmd(c.get(), {"XREVRANGE", "gone:s", "+", "-", "COUNT", "1"});
+    ASSERT_EQ(last->elements, 1u);
+    EXPECT_EQ(str(last->element[0]->element[1]->element[0]), "text") << "no last entry (finish_reason or error)";
+    EXPECT_EQ(cmd(c.get(), {"EXISTS", "gone:o"})->integer, 0);
+    // The new user works on its own requests.
+    auto v = login_as("gone", "other-password");
+    auto r = cmd(v.get(), {"INFER.GENERATE", "tiny", "TEXT", "hello", "MAX_TOKENS", "2", "STORE", "gone:o2"});
+    EXPECT_EQ(r->type, REDIS_REPLY_STRING) << str(r.get());
+    cmd(c.get(), {"DEL", "gone:s", "gone:o2"});
+    cmd(c.get(), {"ACL", "DELUSER", "gone"});
 }

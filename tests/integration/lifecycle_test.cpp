@@ -7,12 +7,6 @@
 
 using namespace testing_support;
 
-namespace {
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
-
-// Sends a command without waiting for its reply.
-}  // namespace
-
 class lifecycle : public live {
 protected:
     bool busy(long n) {

@@ -26,7 +26,8 @@ protected:
               {"tiny", "emb"}, {"--loadmodule", REDIS_INFER_RM_CALL_MODULE});
     }
     long requests(const std::string & model) {
-        const redisReply * v = map_get(cmd(c.get(), {"INFER.INFO", model}).get(), "requests");
+        auto info = cmd(c.get(), {"INFER.INFO", model});
+        const redisReply * v = map_get(info.get(), "requests");
         return v ? v->integer : -1;
     }
 };

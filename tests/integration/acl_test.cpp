@@ -17,8 +17,6 @@ using namespace testing_support;
 
 namespace {
 
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
-
 const std::string k_no_key = "NOPERM No permissions to access a key";
 
 std::string no_command(const std::string & user, const std::string & command) {

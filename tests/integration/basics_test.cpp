@@ -74,6 +74,36 @@ TEST_F(basics, commands_are_in_the_infer_acl_category) {
     for (const char * n : {"infer.generate", "infer.load", "infer.tokenize", "infer.info"}) EXPECT_TRUE(names.count(n)) << n;
 }
 
+// The command table's flags as Redis reports them: LOAD/UNLOAD are admin (hidden from MONITOR,
+// refused where admin commands are) and, like every blocking command, noscript; the ACL
+// categories are set apart from the flags (SetCommandACLCategories), so the category test above
+// cannot see a flag go missing.
+TEST_F(basics, command_info_shows_the_table_flags) {
+    const auto flags_of = [&](const std::string & name) {
+        std::set<std::string> f;
+        auto r = cmd(c.get(), {"COMMAND", "INFO", name});
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+            r->element[0]->elements > 2) {
+            const redisReply * fl = r->element[0]->element[2];
+            for (size_t i = 0; i < fl->elements; ++i) f.insert(str(fl->element[i]));
+        }
+        return f;
+    };
+    for (const char * n : {"infer.load", "infer.unload"}) {
+        const auto f = flags_of(n);
+        EXPECT_TRUE(f.count("admin")) << n;
+        EXPECT_TRUE(f.count("noscript")) << n;
+        EXPECT_TRUE(f.count("blocking")) << n;
+    }
+    for (const char * n : {"infer.generate", "infer.chat", "infer.tokenize", "infer.embed", "infer.rag"}) {
+        const auto f = flags_of(n);
+        EXPECT_FALSE(f.count("admin")) << n;
+        EXPECT_TRUE(f.count("noscript")) << n;
+    }
+    EXPECT_TRUE(flags_of("infer.chat").count("denyoom"));
+    EXPECT_TRUE(flags_of("infer.info").count("readonly"));
+}
+
 // model-dir can be changed at run time only when the operator allows protected configs, and
 // only to an existing directory.
 TEST(configs, model_dir_settable_when_protected_configs_allowed) {

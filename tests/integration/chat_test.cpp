@@ -4,7 +4,6 @@
 using namespace testing_support;
 
 namespace {
-std::string str(const redisReply * r) { return r ? std::string(r->str, r->len) : ""; }
 std::string turn(const std::string & role, const std::string & content) {
     return "<|im_start|>" + role + "\n" + content + "<|im_end|>\n";
 }

@@ -8,7 +8,6 @@
 using namespace testing_support;
 
 namespace {
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
 
 // Runs a command on the node that owns its keys, following one MOVED redirect.
 reply_ptr cluster_cmd(std::vector<std::unique_ptr<redis_server>> & nodes, const std::vector<std::string> & args) {

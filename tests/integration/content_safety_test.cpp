@@ -11,8 +11,6 @@ using namespace testing_support;
 
 namespace {
 
-std::string str(const redisReply * r) { return r ? std::string(r->str, r->len) : ""; }
-
 std::vector<uint32_t> unpack(const std::string & blob) {
     std::vector<uint32_t> v(blob.size() / 4);
     for (size_t i = 0; i < v.size(); ++i) {

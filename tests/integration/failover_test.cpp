@@ -31,8 +31,6 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
-
 // A connection that reports failure instead of failing the test: nodes go away and come back.
 client_ptr dial(int port, timeval read_timeout = {30, 0}) {
     client_ptr c(redisConnectWithTimeout("127.0.0.1", port, timeval{1, 0}));

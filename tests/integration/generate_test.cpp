@@ -264,6 +264,29 @@ TEST_F(generate, disconnect_frees_the_slot) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000));
 }
 
+// CLIENT KILL of a generating client frees its slot at once, and the slot's KV cells stay as a
+// cached prefix (they are not cleared): the same prompt sent again reuses all but its last token
+// (INFER.INFO's prefix counters) and gives the same text as a run that reuses nothing.
+TEST_F(generate, client_kill_frees_the_slot_and_keeps_its_cells_as_a_prefix) {
+    const std::string prompt = "client kill keeps the cells 7731";
+    const long n_prompt = long(ids_of(prompt).size());
+    auto g = server->connect();
+    const long id = cmd(g.get(), {"CLIENT", "ID"})->integer;
+    const auto stat = [&](const char * k) { return map_get(cmd(c.get(), {"INFER.INFO", "tiny"}).get(), k)->integer; };
+    const long generated = stat("generated_tokens");
+    send(g.get(), {"INFER.GENERATE", "tiny", "TEXT", prompt, "MAX_TOKENS", "400", "TEMPERATURE", "0", "IGNORE_EOS"});
+    ASSERT_TRUE(wait_for([&] { return stat("slots_busy") == 1 && stat("generated_tokens") >= generated + 2; }));
+    EXPECT_EQ(cmd(c.get(), {"CLIENT", "KILL", "ID", std::to_string(id)})->integer, 1);
+    ASSERT_TRUE(wait_for([&] { return stat("slots_busy") == 0; }, std::chrono::seconds(5)));
+    const long hits = stat("prefix_hits"), hit_tokens = stat("prefix_hit_tokens");
+    auto cached = cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", prompt, "MAX_TOKENS", "12", "TEMPERATURE", "0", "IGNORE_EOS"});
+    EXPECT_EQ(stat("prefix_hits"), hits + 1);
+    EXPECT_EQ(stat("prefix_hit_tokens"), hit_tokens + n_prompt - 1);
+    auto fresh = cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", prompt, "MAX_TOKENS", "12", "TEMPERATURE", "0", "IGNORE_EOS", "NO_CACHE"});
+    ASSERT_EQ(fresh->type, REDIS_REPLY_STRING);
+    EXPECT_EQ(text_of(cached), text_of(fresh));
+}
+
 TEST_F(generate, client_unblock_cancels) {
     auto g = server->connect();
     auto id = cmd(g.get(), {"CLIENT", "ID"});

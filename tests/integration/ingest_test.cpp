@@ -16,8 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
-
 std::string shell_quote(const std::string & s) {
     std::string q = "'";
     for (const char ch : s) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);

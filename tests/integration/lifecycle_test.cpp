@@ -3,15 +3,11 @@
 // PING and have no client left blocked (the fixture checks the last two).
 #include "support/fixture.h"
 
+#include <fstream>
 #include <thread>
+#include <unistd.h>
 
 using namespace testing_support;
-
-namespace {
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
-
-// Sends a command without waiting for its reply.
-}  // namespace
 
 class lifecycle : public live {
 protected:
@@ -71,35 +67,77 @@ TEST_F(lifecycle, disconnect_mid_stream_closes_the_stream) {
     EXPECT_EQ(str(last->element[0]->element[1]->element[1]), "cancelled");
 }
 
-// Many clients, each pipelining many requests, against a small queue: the excess is refused at
-// once, everything else completes, and memory and clients return to normal.
+// Many clients, each pipelining many requests, against the default queue cap: the excess is
+// refused at once with the queue-full error, everything else completes, and memory stays bounded
+// while it runs and returns to its level afterwards. Redis runs a client's pipelined commands one
+// at a time (the next waits while the client is blocked), so at most one request per client is in
+// the engine; the cap decides how many of those wait. Memory is measured two ways: Redis's
+// used_memory (clients, their buffers, blocked-client state) and the process RSS (which also
+// holds the engine's queued requests, allocated outside Redis's allocator).
 TEST(lifecycle_flood, pipelined_flood_is_bounded_and_drains) {
-    redis_server s({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "128", "SLOTS", "4"}, {"--infer.queue-size", "8"});
+    redis_server s({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "128", "SLOTS", "4"}, {"--infer.queue-size", "64"});
     auto c = s.connect();
     ASSERT_TRUE(wait_model_ready(c.get(), "tiny"));
-    const int clients = 40, per_client = 10;
+    const auto used_memory_mb = [&] {
+        const std::string info = str(cmd(c.get(), {"INFO", "memory"}).get());
+        const auto at = info.find("used_memory:");
+        return at == std::string::npos ? -1.0 : std::atof(info.c_str() + at + 12) / (1024 * 1024);
+    };
+    const auto rss_mb = [&] {
+        std::ifstream f("/proc/" + std::to_string(s.pid()) + "/statm");
+        long pages = 0, resident = 0;
+        f >> pages >> resident;
+        return double(resident) * double(sysconf(_SC_PAGESIZE)) / (1024 * 1024);
+    };
+    // A warm-up generation first, so the baseline includes the scheduler's first-step buffers.
+    ASSERT_EQ(cmd(c.get(), {"INFER.GENERATE", "tiny", "TEXT", "x", "MAX_TOKENS", "4"})->type, REDIS_REPLY_STRING);
+    const double used0 = used_memory_mb(), rss0 = rss_mb();
+    const int clients = 200, per_client = 50;
+    const auto t0 = std::chrono::steady_clock::now();
     std::vector<client_ptr> cs;
     for (int i = 0; i < clients; ++i) {
         cs.push_back(s.connect());
+        ASSERT_TRUE(cs.back());
         for (int j = 0; j < per_client; ++j) send(cs.back().get(), {"INFER.GENERATE", "tiny", "TEXT", "x", "MAX_TOKENS", "4"});
     }
     int ok = 0, full = 0, other = 0;
+    double used_peak = used0, rss_peak = rss0;
+    long long queue_peak = 0;
+    std::string first_other;
     for (auto & g : cs) {
         for (int j = 0; j < per_client; ++j) {
             auto r = receive(g.get());
             ASSERT_TRUE(r);
             if (r->type == REDIS_REPLY_STRING) ++ok;
-            else if (std::string(r->str).rfind("ERR queue full", 0) == 0) ++full;
-            else ++other;
+            else if (is_error(r, "ERR queue full for model 'tiny' - ")) ++full;
+            else if (other++ == 0) first_other = str(r.get());
         }
+        used_peak = std::max(used_peak, used_memory_mb());
+        rss_peak = std::max(rss_peak, rss_mb());
+        queue_peak = std::max(queue_peak, map_get(cmd(c.get(), {"INFER.INFO", "tiny"}).get(), "queue_depth")->integer);
     }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     EXPECT_EQ(ok + full, clients * per_client);
-    EXPECT_EQ(other, 0);
+    EXPECT_EQ(other, 0) << first_other;
     EXPECT_GT(ok, 0);
+    EXPECT_GT(full, 0) << "the flood never filled the queue: the cap was not exercised";
+    EXPECT_LE(queue_peak, 64 + 4);  // the cap, plus requests already promised a free slot
     EXPECT_EQ(cmd(c.get(), {"PING"})->type, REDIS_REPLY_STATUS);
     EXPECT_TRUE(wait_for([&] { return str(cmd(c.get(), {"INFO", "clients"}).get()).find("blocked_clients:0") != std::string::npos; }));
+    cs.clear();
+    ASSERT_TRUE(wait_for([&] { return str(cmd(c.get(), {"INFO", "clients"}).get()).find("connected_clients:1\r\n") != std::string::npos; }));
+    const double used1 = used_memory_mb(), rss1 = rss_mb();
+    // Bounds: 10,000 requests held at once (no cap, or a leak per request) would cost far more;
+    // 200 clients with their buffers and 68 requests in the engine cost a few MB.
+    EXPECT_LT(used_peak - used0, 32.0) << "used_memory peak " << used_peak << " MB, baseline " << used0 << " MB";
+    EXPECT_LT(rss_peak - rss0, 64.0) << "RSS peak " << rss_peak << " MB, baseline " << rss0 << " MB";
+    EXPECT_LT(used1 - used0, 2.0) << "used_memory after " << used1 << " MB, baseline " << used0 << " MB";
+    EXPECT_LT(rss1 - rss0, 64.0) << "RSS after " << rss1 << " MB, baseline " << rss0 << " MB";
     RecordProperty("completed", ok);
     RecordProperty("refused", full);
+    RecordProperty("seconds", std::to_string(seconds));
+    RecordProperty("used_memory_mb", std::to_string(used0) + " -> peak " + std::to_string(used_peak) + " -> " + std::to_string(used1));
+    RecordProperty("rss_mb", std::to_string(rss0) + " -> peak " + std::to_string(rss_peak) + " -> " + std::to_string(rss1));
 }
 
 // BGSAVE while generating works; the fork time with a model loaded is reported.

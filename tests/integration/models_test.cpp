@@ -96,6 +96,22 @@ TEST_F(models, option_errors) {
                                  "ERR cannot load model 'e' - BATCH must be a multiple of SLOTS for an embedding model - got BATCH 2048, SLOTS 3"));
     EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "CTX", "abc"}),
                                  "ERR CTX must be an integer - got 'abc', expected 16..1048576"));
+    // Oversized (and undersized) CTX and BATCH: refused by the parser, before llama.cpp would
+    // try to allocate the KV cache or the batch.
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "CTX", "1048577"}),
+                                 "ERR CTX out of range - got 1048577, expected 16..1048576"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "CTX", "4294967312"}),
+                                 "ERR CTX out of range - got 4294967312, expected 16..1048576"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "CTX", "15"}),
+                                 "ERR CTX out of range - got 15, expected 16..1048576"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "BATCH", "65537"}),
+                                 "ERR BATCH out of range - got 65537, expected 1..65536"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "BATCH", "4294967297"}),
+                                 "ERR BATCH out of range - got 4294967297, expected 1..65536"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "BATCH", "0"}),
+                                 "ERR BATCH out of range - got 0, expected 1..65536"));
+    EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "GPU_LAYERS", "1025"}),
+                                 "ERR GPU_LAYERS out of range - got 1025, expected -1..1024"));
     EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "SLOTS", "0"}),
                                  "ERR SLOTS out of range - got 0, expected 1..256"));
     EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.LOAD", "x", "tiny-q8_0.gguf", "SLOTS", "100000"}),
@@ -172,6 +188,49 @@ TEST_F(models, model_file_truncated_after_load_keeps_working) {
     EXPECT_TRUE(is_error_exactly(cmd(c.get(), {"INFER.LOAD", "t2", "truncate-me.gguf"}),
                                  "ERR cannot load model 't2' - llama.cpp could not load the file (see the server log)"));
     unlink(copy.c_str());
+}
+
+// The same for a file replaced after load by another GGUF (the bert embedding model), in the two
+// ways a deploy replaces one: written over in place (the same inode, so an mmap of the old
+// weights would now map the new bytes) and renamed over (a new inode). The loaded model keeps
+// answering from the weights it read, with the same greedy text as before; a new LOAD of the
+// path reads the new file (arch bert, not qwen3), so the replacement really happened.
+TEST_F(models, model_file_replaced_after_load_keeps_working) {
+    const std::string dir = model_dir(), path = dir + "/replace-me.gguf", staged = dir + "/replace-me.gguf.new";
+    const auto copy = [](const std::string & from, const std::string & to) {
+        return system(("cp '" + from + "' '" + to + "'").c_str()) == 0;
+    };
+    const auto arch_of = [&](const std::string & name) {
+        auto ms = cmd(c.get(), {"INFER.MODELS"});
+        for (size_t i = 0; ms && ms->type == REDIS_REPLY_ARRAY && i < ms->elements; ++i) {
+            if (str(map_get(ms->element[i], "name")) == name) return str(map_get(ms->element[i], "arch"));
+        }
+        return std::string("<no model '" + name + "'>");
+    };
+    const std::vector<std::string> gen = {"INFER.GENERATE", "r", "TEXT", "hello", "MAX_TOKENS", "16", "TEMPERATURE", "0", "NO_CACHE"};
+    for (const bool in_place : {true, false}) {
+        SCOPED_TRACE(in_place ? "written over in place" : "renamed over");
+        ASSERT_TRUE(copy(dir + "/tiny-q8_0.gguf", path));
+        auto load = cmd(c.get(), {"INFER.LOAD", "r", "replace-me.gguf", "CTX", "128", "REPLACE"});
+        ASSERT_EQ(load->type, REDIS_REPLY_STATUS) << str(load.get());
+        const std::string before = str(cmd(c.get(), gen).get());
+        ASSERT_FALSE(before.empty());
+        if (in_place) {
+            ASSERT_TRUE(copy(dir + "/bert-tiny-f16.gguf", path));  // cp truncates and rewrites the same inode
+        } else {
+            ASSERT_TRUE(copy(dir + "/bert-tiny-f16.gguf", staged));
+            ASSERT_EQ(rename(staged.c_str(), path.c_str()), 0);
+        }
+        auto after = cmd(c.get(), gen);
+        ASSERT_TRUE(server->alive()) << server->log();
+        ASSERT_EQ(after->type, REDIS_REPLY_STRING) << str(after.get());
+        EXPECT_EQ(str(after.get()), before);
+        EXPECT_EQ(arch_of("r"), "qwen3");
+        load = cmd(c.get(), {"INFER.LOAD", "r2", "replace-me.gguf", "EMBEDDING", "REPLACE"});
+        ASSERT_EQ(load->type, REDIS_REPLY_STATUS) << str(load.get());
+        EXPECT_EQ(arch_of("r2"), "bert");
+    }
+    unlink(path.c_str());
 }
 
 // MODULE UNLOAD is refused, with work in flight or not: the registry's RDB data type pins the

@@ -7,8 +7,6 @@ using namespace testing_support;
 
 namespace {
 
-std::string str(const redisReply * r) { return r ? std::string(r->str, r->len) : ""; }
-
 // All entries of a stream as (field -> value) maps, in order.
 std::vector<std::map<std::string, std::string>> entries(redisContext * c, const std::string & key) {
     auto r = cmd(c, {"XRANGE", key, "-", "+"});

@@ -9,8 +9,6 @@ using namespace testing_support;
 
 namespace {
 
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
-
 std::vector<double> vec(const redisReply * r) {
     std::vector<double> v;
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; ++i) {

@@ -12,8 +12,6 @@ namespace {
 
 const char * k_readonly = "READONLY You can't write against a read only replica.";
 
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
-
 bool link_up(redisContext * replica) {
     return wait_for([&] {
         return str(cmd(replica, {"INFO", "replication"}).get()).find("master_link_status:up") != std::string::npos;

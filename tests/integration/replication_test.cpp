@@ -5,10 +5,6 @@
 
 using namespace testing_support;
 
-namespace {
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
-}
-
 TEST(replication, writes_reach_the_replica_and_inference_does_not) {
     redis_server primary({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "256"});
     redis_server replica({}, {"--replicaof", "127.0.0.1", std::to_string(primary.port())});

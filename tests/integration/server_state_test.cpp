@@ -16,8 +16,6 @@ using namespace testing_support;
 
 namespace {
 
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
-
 std::string info_field(redisContext * c, const std::string & section, const std::string & field) {
     const std::string info = str(cmd(c, {"INFO", section}).get());
     const size_t at = info.find(field + ":");

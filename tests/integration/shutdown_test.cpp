@@ -25,8 +25,6 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
-
 // Resident memory of a process, in MB (0 if it is gone).
 long rss_mb(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/statm");

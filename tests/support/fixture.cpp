@@ -76,8 +76,9 @@ double percentile(const std::vector<double> & sorted, double p) {
 
 void live::SetUpTestSuite() { start({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "512", "SLOTS", "4"}, {"tiny"}); }
 
-void live::start(const std::vector<std::string> & module_args, const std::vector<std::string> & ready) {
-    server = std::make_unique<redis_server>(module_args);
+void live::start(const std::vector<std::string> & module_args, const std::vector<std::string> & ready,
+                 const std::vector<std::string> & extra) {
+    server = std::make_unique<redis_server>(module_args, extra);
     auto c = server->connect();
     ASSERT_TRUE(c);
     for (const auto & m : ready) ASSERT_TRUE(wait_model_ready(c.get(), m)) << server->log();

@@ -32,8 +32,10 @@ double percentile(const std::vector<double> & sorted, double p);
 class live : public ::testing::Test {
 protected:
     static void SetUpTestSuite();
-    // A suite that needs other models hides SetUpTestSuite and calls this; `ready` are awaited.
-    static void start(const std::vector<std::string> & module_args, const std::vector<std::string> & ready);
+    // A suite that needs other models hides SetUpTestSuite and calls this; `ready` are awaited;
+    // `extra` are server arguments (as for redis_server).
+    static void start(const std::vector<std::string> & module_args, const std::vector<std::string> & ready,
+                      const std::vector<std::string> & extra = {});
     static void TearDownTestSuite();
     void SetUp() override;
     void TearDown() override;

@@ -152,6 +152,8 @@ bool wait_for(const std::function<bool()> & cond, std::chrono::milliseconds dead
     return cond();
 }
 
+std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
+
 const redisReply * map_get(const redisReply * r, const std::string & key) {
     if (!r || r->type != REDIS_REPLY_ARRAY) return nullptr;
     for (size_t i = 0; i + 1 < r->elements; i += 2) {

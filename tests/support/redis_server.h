@@ -68,6 +68,10 @@ reply_ptr receive(redisContext * c);
 // Polls `cond` every 10 ms until it holds or the deadline passes.
 bool wait_for(const std::function<bool()> & cond, std::chrono::milliseconds deadline = std::chrono::seconds(30));
 
+// The bytes of a string, status or error reply; "" for no reply or one without text (an integer,
+// an array), so a test that gets the wrong reply type fails on its assertion, not on a null read.
+std::string str(const redisReply * r);
+
 // Field of a RESP2 map reply (flat array of key, value): nullptr if absent.
 const redisReply * map_get(const redisReply * r, const std::string & key);
 

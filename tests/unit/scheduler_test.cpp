@@ -188,6 +188,35 @@ TEST(scheduler, cancel_frees_the_slot) {
     EXPECT_EQ(post(s, greedy_request(prompt, 8)).get().tokens, reference_greedy(*m, prompt, 8));
 }
 
+// What a cancel (a client disconnect, CLIENT KILL) does to the KV cells: the slot is free at the
+// next step, and its cells - the prompt and every generated token that was decoded, all but the
+// last one sampled - stay as a cached prefix, as after any finished request. Observed on the
+// cells themselves: a request continuing the cancelled text (prompt + the tokens the cancel
+// returned) reuses exactly all but its last token, and its greedy output equals the reference
+// computed from scratch, which it would not if the kept cells were stale or cut short.
+TEST(scheduler, cancel_keeps_the_decoded_cells_as_a_valid_prefix) {
+    auto m = load_tiny(1, 4096);
+    scheduler s("t", m);
+    const auto prompt = prompt_of(*m, "cancel me after a few tokens");
+    auto r = greedy_request(prompt, 4000);
+    r->ignore_eos = true;
+    auto control = r->control;
+    auto fut = post(s, std::move(r));
+    for (int i = 0; i < 5000 && s.stats().generated_tokens < 6; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_GE(s.stats().generated_tokens, 6u);
+    control->cancelled = true;
+    const auto cancelled = fut.get();
+    ASSERT_EQ(cancelled.finish, finish_reason_cancelled);
+    ASSERT_GE(cancelled.tokens.size(), 6u);
+    EXPECT_EQ(s.stats().slots_busy, 0u);
+    auto continued = prompt;
+    continued.insert(continued.end(), cancelled.tokens.begin(), cancelled.tokens.end());
+    const auto next = post(s, greedy_request(continued, 8)).get();
+    ASSERT_TRUE(next.error.empty()) << next.error;
+    EXPECT_EQ(next.cached_tokens, int32_t(continued.size()) - 1);
+    EXPECT_EQ(next.tokens, reference_greedy(*m, continued, 8));
+}
+
 TEST(scheduler, queue_full_is_immediate) {
     auto m = load_tiny(1, 4096, 2);
     scheduler s("t", m);

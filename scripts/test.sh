@@ -51,9 +51,10 @@ cmake --build build
 # --no-tests=error: a build that registered no tests fails instead of passing with 0 of 0.
 (cd build && ctest --output-on-failure --no-tests=error --timeout 600)
 
-# shellcheck disable=SC2046
-configure build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DREDIS_INFER_SANITIZE=ON $(deps_cmake_flags) -DREDIS_INFER_TESTS=ON \
-    -DLLAMA_PREFIX="$LLAMA_PREFIX" -DREDIS_PREFIX="$REDIS_PREFIX"
+# build-asan is configured once, as scripts/asan.sh uses it (scripts/sanitizer-common.sh).
+# shellcheck source=scripts/sanitizer-common.sh
+source scripts/sanitizer-common.sh
+asan_configure
 cmake --build build-asan --target unit_tests
 # The glob builds every unit test file; a floor (55 tests when it was set) catches the rest.
 n_unit=$(build-asan/tests/unit_tests --gtest_list_tests | grep -c '^  ' || true)

@@ -21,6 +21,19 @@ const char * missing_special_token(const llama_vocab * v) {
     return nullptr;
 }
 
+std::nullptr_t refused(engine_error & e, error_code code, int64_t got, int64_t limit) {
+    e.code = code;
+    e.got = got;
+    e.limit = limit;
+    return nullptr;
+}
+
+std::nullptr_t load_failed(engine_error & e, std::string why) {
+    e.code = error_code::load_failed;
+    e.detail = std::move(why);
+    return nullptr;
+}
+
 }  // namespace
 
 model_params model_default_params() {
@@ -36,19 +49,7 @@ model_params model_default_params() {
 }
 
 std::shared_ptr<model> model::load(const model_params & params, engine_error & error, const std::atomic<bool> * cancel) {
-    error = {};
-    const auto fail = [&error](error_code code, int64_t got, int64_t limit) -> std::shared_ptr<model> {
-        error.code = code;
-        error.got = got;
-        error.limit = limit;
-        return nullptr;
-    };
-    std::string err;  // a load_failed cause
-    const auto failed = [&]() -> std::shared_ptr<model> {
-        error.code = error_code::load_failed;
-        error.detail = err;
-        return nullptr;
-    };
+    error = engine_error();
     const auto cancelled = [cancel] { return cancel && cancel->load(std::memory_order_relaxed); };
     if (cancelled()) return nullptr;
     llama_model_params mp = llama_model_default_params();
@@ -73,24 +74,20 @@ std::shared_ptr<model> model::load(const model_params & params, engine_error & e
     llama_model_ptr m(llama_model_load_from_file(params.path.c_str(), mp));
     if (cancelled()) return nullptr;  // m, if the load got to its end anyway, is freed here
     if (!m) {
-        err = "llama.cpp could not load the file (see the server log)";
-        return failed();
+        return load_failed(error, "llama.cpp could not load the file (see the server log)");
     }
     auto out = std::shared_ptr<model>(new model());
     out->vocab_ = llama_model_get_vocab(m.get());
     if (!out->vocab_ || llama_vocab_n_tokens(out->vocab_) <= 0) {
-        err = "the model has no vocabulary";
-        return failed();
+        return load_failed(error, "the model has no vocabulary");
     }
     if (llama_vocab_type(out->vocab_) == LLAMA_VOCAB_TYPE_NONE) {
         // Placeholder tokens only: llama.cpp asserts on every piece and attribute lookup, and a
         // generation's text, stop strings and streams all need pieces.
-        err = "the model has no tokenizer (tokenizer.ggml.model is none) - redis-infer needs one";
-        return failed();
+        return load_failed(error, "the model has no tokenizer (tokenizer.ggml.model is none) - redis-infer needs one");
     }
     if (const char * missing = missing_special_token(out->vocab_)) {
-        err = std::string("the vocabulary asks for a ") + missing + " token it does not have";
-        return failed();
+        return load_failed(error, std::string("the vocabulary asks for a ") + missing + " token it does not have");
     }
     model_info & i = out->info_;
     i.path = params.path;
@@ -114,20 +111,19 @@ std::shared_ptr<model> model::load(const model_params & params, engine_error & e
         // ubatch): BATCH is the tokens of all inputs in one decode, at least one full input.
         if (p.n_slots == 0) p.n_slots = 16;
         if (p.n_batch == 0) p.n_batch = (std::max<uint32_t>(p.n_ctx, 2048) + p.n_slots - 1) / p.n_slots * p.n_slots;
-        if (p.n_batch < p.n_ctx) return fail(error_code::batch_below_context, p.n_batch, p.n_ctx);
+        if (p.n_batch < p.n_ctx) return refused(error, error_code::batch_below_context, p.n_batch, p.n_ctx);
         // llama.cpp's pooling graph asserts (aborting the process) when the output rows of a
         // full batch do not split evenly over the sequences.
-        if (p.n_batch % p.n_slots != 0) return fail(error_code::batch_not_multiple_of_slots, p.n_batch, p.n_slots);
+        if (p.n_batch % p.n_slots != 0) return refused(error, error_code::batch_not_multiple_of_slots, p.n_batch, p.n_slots);
         if (llama_model_has_encoder(m.get()) && llama_model_has_decoder(m.get())) {
-            err = "encoder-decoder models cannot produce embeddings";
-            return failed();
+            return load_failed(error, "encoder-decoder models cannot produce embeddings");
         }
     }
     if (p.n_slots == 0) p.n_slots = 4;
     if (p.n_batch == 0) p.n_batch = std::max<uint32_t>(512, p.n_slots);
     if (p.n_slots > p.n_batch) {
         // Every slot may need its logits in one step; llama.cpp asserts (aborts) otherwise.
-        return fail(error_code::slots_above_batch, p.n_slots, p.n_batch);
+        return refused(error, error_code::slots_above_batch, p.n_slots, p.n_batch);
     }
     const int32_t hw = int32_t(std::max(1u, std::thread::hardware_concurrency()));
     if (p.n_threads == 0) p.n_threads = std::max(1, hw - 1);

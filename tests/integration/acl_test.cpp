@@ -70,9 +70,7 @@ std::set<std::string> all_but(std::initializer_list<std::string> out) {
 class acl : public live {
 protected:
     static void SetUpTestSuite() {
-        start({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "2048", "SLOTS", "4", "MODEL", "bert", "bert-tiny-f16.gguf",
-               "EMBEDDING"},
-              {"tiny", "bert"});
+        start_tiny_and_bert("2048");
     }
 
     // (Re)creates `name` from scratch with password "pw" and these rules.

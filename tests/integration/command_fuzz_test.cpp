@@ -253,9 +253,7 @@ uint64_t env_or(const char * name, uint64_t dflt) {
 class command_fuzz : public live {
 protected:
     static void SetUpTestSuite() {
-        start({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "512", "SLOTS", "4", "MODEL", "bert", "bert-tiny-f16.gguf",
-               "EMBEDDING"},
-              {"tiny", "bert"});
+        start_tiny_and_bert("512");
     }
 };
 

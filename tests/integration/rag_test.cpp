@@ -35,9 +35,7 @@ const std::vector<std::string> k_chunks = {
 class rag : public live {
 protected:
     static void SetUpTestSuite() {
-        start({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "1024", "SLOTS", "4", "MODEL", "bert", "bert-tiny-f16.gguf",
-               "EMBEDDING"},
-              {"tiny", "bert"});
+        start_tiny_and_bert("1024");
     }
 
     void ingest_corpus(const std::string & set) {

@@ -14,7 +14,6 @@ using namespace testing_support;
 
 namespace {
 
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
 
 ::testing::AssertionResult has_type(const resp3_value * v, resp3_type t, const std::string & what) {
     if (!v) return ::testing::AssertionFailure() << what << ": missing";
@@ -72,9 +71,7 @@ const std::vector<std::string> k_corpus = {
 class resp3 : public live {
 protected:
     static void SetUpTestSuite() {
-        start({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "1024", "SLOTS", "4", "MODEL", "bert", "bert-tiny-f16.gguf",
-               "EMBEDDING"},
-              {"tiny", "bert"});
+        start_tiny_and_bert("1024");
     }
 
     void SetUp() override {

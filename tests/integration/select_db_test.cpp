@@ -13,7 +13,6 @@ using namespace testing_support;
 
 namespace {
 
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
 
 // Concatenated `text` fields of a stream, and its last entry's fields.
 struct stream_view {
@@ -59,9 +58,7 @@ const std::vector<std::string> k_corpus = {
 class select_db : public live {
 protected:
     static void SetUpTestSuite() {
-        start({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", "1024", "SLOTS", "4", "MODEL", "bert", "bert-tiny-f16.gguf",
-               "EMBEDDING"},
-              {"tiny", "bert"});
+        start_tiny_and_bert("1024");
     }
 
     void SetUp() override {

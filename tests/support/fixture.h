@@ -36,6 +36,12 @@ protected:
     // `extra` are server arguments (as for redis_server).
     static void start(const std::vector<std::string> & module_args, const std::vector<std::string> & ready,
                       const std::vector<std::string> & extra = {});
+    // The common pair: tiny (CTX ctx, SLOTS 4) and bert as an embedding model.
+    static void start_tiny_and_bert(const std::string & ctx) {
+        start({"MODEL", "tiny", "tiny-q8_0.gguf", "CTX", ctx, "SLOTS", "4", "MODEL", "bert", "bert-tiny-f16.gguf",
+               "EMBEDDING"},
+              {"tiny", "bert"});
+    }
     static void TearDownTestSuite();
     void SetUp() override;
     void TearDown() override;

@@ -5,24 +5,20 @@
 #include "engine/backend.h"
 #include "engine/chat_prompt.h"
 #include "engine/rag_prompt.h"
+#include "support/test_models.h"
 
 #include <gtest/gtest.h>
 
 using namespace infer;
+using namespace testing_support;
 
 namespace {
 
 std::shared_ptr<model> tiny() {
     static std::shared_ptr<model> m = [] {
-        backend_init();
-        model_params p = model_default_params();
-        p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
+        model_params p = test_model_params("tiny-q8_0.gguf");
         p.n_ctx = 512;
-        p.n_threads = 1;
-        engine_error err;
-        auto loaded = model::load(p, err);
-        EXPECT_TRUE(loaded) << err;
-        return loaded;
+        return load_test_model(p);
     }();
     return m;
 }

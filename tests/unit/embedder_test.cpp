@@ -4,6 +4,7 @@
 #include "engine/backend.h"
 #include "engine/embedder.h"
 #include "engine/model.h"
+#include "support/test_models.h"
 
 #include <gtest/gtest.h>
 
@@ -11,21 +12,15 @@
 #include <future>
 
 using namespace infer;
+using namespace testing_support;
 
 namespace {
 
 std::shared_ptr<model> load_bert(uint32_t slots = 16, uint32_t ctx = 0) {
-    backend_init();
-    model_params p = model_default_params();
-    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/bert-tiny-f16.gguf";
+    model_params p = test_model_params("bert-tiny-f16.gguf", true);
     p.n_slots = slots;
     p.n_ctx = ctx;
-    p.n_threads = 2;
-    p.embedding = true;
-    engine_error err;
-    auto m = model::load(p, err);
-    EXPECT_TRUE(m) << err;
-    return m;
+    return load_test_model(p);
 }
 
 std::future<infer_result> embed(executor & e, const std::string & text, bool normalize = false) {
@@ -114,12 +109,9 @@ TEST(embedder, stop_completes_every_request_once) {
 }
 
 TEST(embedder, batch_smaller_than_ctx_is_refused_at_load) {
-    backend_init();
-    model_params p = model_default_params();
-    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/bert-tiny-f16.gguf";
+    model_params p = test_model_params("bert-tiny-f16.gguf", true);
     p.n_ctx = 256;
     p.n_batch = 128;
-    p.embedding = true;
     engine_error err;
     EXPECT_FALSE(model::load(p, err));
     EXPECT_EQ(err.code, error_code::batch_below_context);
@@ -129,12 +121,9 @@ TEST(embedder, batch_smaller_than_ctx_is_refused_at_load) {
 
 // llama.cpp aborts the process for these; the load must refuse them first.
 TEST(embedder, slots_not_dividing_batch_is_refused_at_load) {
-    backend_init();
-    model_params p = model_default_params();
-    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/bert-tiny-f16.gguf";
+    model_params p = test_model_params("bert-tiny-f16.gguf", true);
     p.n_slots = 3;
     p.n_batch = 2048;
-    p.embedding = true;
     engine_error err;
     EXPECT_FALSE(model::load(p, err));
     EXPECT_EQ(err.code, error_code::batch_not_multiple_of_slots);
@@ -147,9 +136,7 @@ TEST(embedder, slots_not_dividing_batch_is_refused_at_load) {
 }
 
 TEST(embedder, slots_over_batch_is_refused_for_generation_models) {
-    backend_init();
-    model_params p = model_default_params();
-    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
+    model_params p = test_model_params("tiny-q8_0.gguf");
     p.n_slots = 17;
     p.n_batch = 16;
     engine_error err;

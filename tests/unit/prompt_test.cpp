@@ -5,26 +5,22 @@
 #include "engine/prompt.h"
 #include "engine/rag_prompt.h"
 #include "engine/scheduler.h"
+#include "support/test_models.h"
 
 #include <gtest/gtest.h>
 
 #include <future>
 
 using namespace infer;
+using namespace testing_support;
 
 namespace {
 
 std::shared_ptr<model> tiny(uint32_t slots = 1) {
-    backend_init();
-    model_params p = model_default_params();
-    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
+    model_params p = test_model_params("tiny-q8_0.gguf");
     p.n_ctx = 512;
     p.n_slots = slots;
-    p.n_threads = 2;
-    engine_error err;
-    auto m = model::load(p, err);
-    EXPECT_TRUE(m) << err;
-    return m;
+    return load_test_model(p);
 }
 
 std::vector<token> templated(const model & m, const std::vector<chat_message> & msgs, bool add_assistant) {

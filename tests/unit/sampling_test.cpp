@@ -3,6 +3,7 @@
 #include "engine/model.h"
 #include "engine/sampling.h"
 #include "engine/worker_pool.h"
+#include "support/test_models.h"
 
 #include <gtest/gtest.h>
 
@@ -10,6 +11,7 @@
 #include <random>
 
 using namespace infer;
+using namespace testing_support;
 
 TEST(worker_pool, runs_every_item_once) {
     for (size_t helpers : {0u, 1u, 3u}) {
@@ -43,12 +45,8 @@ TEST(worker_pool, an_exception_reaches_the_caller_after_every_item_ran) {
 
 // The greedy fast path picks what llama.cpp's greedy sampler picks, ties included.
 TEST(token_sampler, greedy_fast_path_equals_llama_greedy) {
-    backend_init();
-    model_params p = model_default_params();
-    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
-    engine_error err;
-    auto m = model::load(p, err);
-    ASSERT_TRUE(m) << err;
+    auto m = load_test_model(test_model_params("tiny-q8_0.gguf"));
+    ASSERT_TRUE(m);
     const int n = m->info().n_vocab;
     sampling_params sp = sampling_default_params();
     sp.temperature = 0;

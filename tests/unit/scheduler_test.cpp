@@ -5,6 +5,7 @@
 #include "engine/backend.h"
 #include "engine/model.h"
 #include "engine/scheduler.h"
+#include "support/test_models.h"
 
 #include <gtest/gtest.h>
 
@@ -12,22 +13,17 @@
 #include <thread>
 
 using namespace infer;
+using namespace testing_support;
 
 namespace {
 
 std::shared_ptr<model> load_tiny(uint32_t slots, uint32_t ctx = 512, uint32_t queue_max = 64, uint32_t batch = 0) {
-    backend_init();
-    model_params p = model_default_params();
-    p.path = std::string(REDIS_INFER_MODEL_DIR) + "/tiny-q8_0.gguf";
+    model_params p = test_model_params("tiny-q8_0.gguf");
     p.n_ctx = ctx;
     p.n_slots = slots;
     p.n_batch = batch;
-    p.n_threads = 2;
     p.queue_max = queue_max;
-    engine_error err;
-    auto m = model::load(p, err);
-    EXPECT_TRUE(m) << err;
-    return m;
+    return load_test_model(p);
 }
 
 // Greedy decoding with nothing but llama.h: one sequence, argmax over the logits.

@@ -101,7 +101,7 @@ int cmd_embed(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     const bool writes = !store.empty() || !vset.empty();
     if (writes) require_writable(ctx);
     if (!store.empty()) {
-        if (std::string err = check_string_or_empty(ctx, store); !err.empty()) throw rm::reply_error(err);
+        if (std::string err = check_type_or_empty(ctx, store, REDISMODULE_KEYTYPE_STRING); !err.empty()) throw rm::reply_error(err);
     }
     if (!vset.empty()) check_vector_set(ctx, vset, m);
     rm::require_blocking_allowed(ctx, "INFER.EMBED");
@@ -151,7 +151,7 @@ int cmd_ingest(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     req->kind = request_kind_embed;
     req->text = checked_text(rm::str(argv[5]), "text");
     req->token_model = gen->weights;
-    if (std::string err = check_string_or_empty(ctx, key); !err.empty()) throw rm::reply_error(err);
+    if (std::string err = check_type_or_empty(ctx, key, REDISMODULE_KEYTYPE_STRING); !err.empty()) throw rm::reply_error(err);
     check_vector_set(ctx, vset, *emb->weights);
     rm::require_blocking_allowed(ctx, "INFER.INGEST");
     block_and_submit(

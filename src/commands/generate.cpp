@@ -179,12 +179,12 @@ rm::finalize_fn generation_writes(RedisModuleCtx * ctx, infer_request & req, con
     // A target of the wrong type is known now: say so before generating, not after. (The write
     // checks again: the key may change while the request runs.)
     if (!out.store_key.empty()) {
-        if (std::string err = check_string_or_empty(ctx, out.store_key); !err.empty()) {
+        if (std::string err = check_type_or_empty(ctx, out.store_key, REDISMODULE_KEYTYPE_STRING); !err.empty()) {
             throw rm::reply_error("WRONGTYPE STORE key " + quote(out.store_key) + " holds another type - nothing generated");
         }
     }
     if (!out.stream_key.empty()) {
-        if (std::string err = check_stream_or_empty(ctx, out.stream_key); !err.empty()) {
+        if (std::string err = check_type_or_empty(ctx, out.stream_key, REDISMODULE_KEYTYPE_STREAM); !err.empty()) {
             throw rm::reply_error("WRONGTYPE STREAM key " + quote(out.stream_key) + " holds another type - nothing generated");
         }
     }

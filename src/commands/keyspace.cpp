@@ -89,23 +89,11 @@ std::string with_caller_key(const write_as & who, const std::string & key, int k
     return as_caller(who, key, key_flags, [&] { return fn(g_ctx); });
 }
 
-std::string check_string_or_empty(RedisModuleCtx * ctx, const std::string & key) {
+std::string check_type_or_empty(RedisModuleCtx * ctx, const std::string & key, int type) {
     rm::rm_string k(RedisModule_CreateString(ctx, key.data(), key.size()), rm::string_freer{ctx});
     rm::rm_key h(static_cast<RedisModuleKey *>(RedisModule_OpenKey(ctx, k.get(), REDISMODULE_READ)));
-    const int type = RedisModule_KeyType(h.get());
-    if (type != REDISMODULE_KEYTYPE_EMPTY && type != REDISMODULE_KEYTYPE_STRING) {
-        return "WRONGTYPE Operation against a key holding the wrong kind of value";
-    }
-    return "";
-}
-
-std::string check_stream_or_empty(RedisModuleCtx * ctx, const std::string & key) {
-    rm::rm_string k(RedisModule_CreateString(ctx, key.data(), key.size()), rm::string_freer{ctx});
-    rm::rm_key h(static_cast<RedisModuleKey *>(RedisModule_OpenKey(ctx, k.get(), REDISMODULE_READ)));
-    const int type = RedisModule_KeyType(h.get());
-    if (type != REDISMODULE_KEYTYPE_EMPTY && type != REDISMODULE_KEYTYPE_STREAM) {
-        return "WRONGTYPE Operation against a key holding the wrong kind of value";
-    }
+    const int have = RedisModule_KeyType(h.get());
+    if (have != REDISMODULE_KEYTYPE_EMPTY && have != type) return "WRONGTYPE Operation against a key holding the wrong kind of value";
     return "";
 }
 
@@ -144,7 +132,7 @@ std::string add_vector(const write_as & who, const std::string & vset, const std
 
 std::string store_blob(const write_as & who, const std::string & key, std::string_view blob) {
     return as_caller(who, key, REDISMODULE_CMD_KEY_UPDATE, [&] {
-        if (std::string err = check_string_or_empty(g_ctx, key); !err.empty()) return err;
+        if (std::string err = check_type_or_empty(g_ctx, key, REDISMODULE_KEYTYPE_STRING); !err.empty()) return err;
         rm::rm_call_reply r(RedisModule_Call(g_ctx, "SET", "!Ebb", key.data(), key.size(), blob.data(), blob.size()));
         return reply_error_text(r.get());
     });

@@ -59,11 +59,9 @@ std::string add_vector(const write_as & who, const std::string & vset, const std
 // SET key to a raw blob (an FP32 embedding); WRONGTYPE for a key of another type.
 std::string store_blob(const write_as & who, const std::string & key, std::string_view blob);
 
-// A STRING key's type check without writing: "" if key is absent or a string, else WRONGTYPE.
-std::string check_string_or_empty(RedisModuleCtx * ctx, const std::string & key);
-
-// The same for a stream: "" if key is absent or a stream, else WRONGTYPE.
-std::string check_stream_or_empty(RedisModuleCtx * ctx, const std::string & key);
+// A type check without writing: "" if key is absent or of `type` (REDISMODULE_KEYTYPE_STRING,
+// _STREAM, ...), else WRONGTYPE.
+std::string check_type_or_empty(RedisModuleCtx * ctx, const std::string & key, int type);
 
 // SET key to the packed ids. A key of another type is left alone and WRONGTYPE returned.
 // Returns "" or the error reply.

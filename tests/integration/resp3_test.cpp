@@ -14,7 +14,6 @@ using namespace testing_support;
 
 namespace {
 
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
 
 ::testing::AssertionResult has_type(const resp3_value * v, resp3_type t, const std::string & what) {
     if (!v) return ::testing::AssertionFailure() << what << ": missing";

@@ -13,7 +13,6 @@ using namespace testing_support;
 
 namespace {
 
-std::string str(const redisReply * r) { return r && r->str ? std::string(r->str, r->len) : ""; }
 
 // Concatenated `text` fields of a stream, and its last entry's fields.
 struct stream_view {

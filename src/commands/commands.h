@@ -18,6 +18,7 @@ struct module_state {
     std::string model_dir;         // infer.model-dir (canonical), "" = unset
     long long queue_max = 64;      // infer.queue-size: per model, applied at load
     long long max_prompt_bytes = 64ll << 20;  // infer.max-prompt-bytes: PROMPT keys together
+    long long max_model_memory = 0;  // infer.max-model-memory: bytes for all models, 0 = no limit
 };
 
 module_state & state();

@@ -1,6 +1,8 @@
 // See errors.h.
 #include "commands/errors.h"
 
+#include <algorithm>
+
 namespace infer::cmd {
 namespace {
 
@@ -28,6 +30,13 @@ std::string load_error_text(const engine_error & e) {
         return "BATCH must be a multiple of SLOTS for an embedding model - got BATCH " + n(e.got) + ", SLOTS " + n(e.limit);
     case error_code::slots_above_batch:
         return "SLOTS must not exceed BATCH - got SLOTS " + n(e.got) + ", BATCH " + n(e.limit);
+    case error_code::over_memory_limit:
+        return "it needs about " + n(e.got) + " bytes (weights " + n(e.weights) + " + KV " + n(e.kv) + " + compute " + n(e.compute) +
+               "), infer.max-model-memory leaves " + n(std::max<int64_t>(0, e.limit - e.used)) + " of " + n(e.limit) +
+               " (other models use " + n(e.used) + ")";
+    case error_code::over_memory_available:
+        return "it needs about " + n(e.got) + " bytes (weights " + n(e.weights) + " + KV " + n(e.kv) + " + compute " + n(e.compute) +
+               "), the machine has " + n(e.limit) + " available (MemAvailable)";
     default:
         return e.detail.empty() ? std::string(error_code_name(e.code)) : e.detail;
     }
@@ -64,6 +73,8 @@ std::string error_text(const engine_error & e, std::string_view model) {
     case error_code::batch_below_context:
     case error_code::batch_not_multiple_of_slots:
     case error_code::slots_above_batch:
+    case error_code::over_memory_limit:
+    case error_code::over_memory_available:
     case error_code::load_failed:
         return "ERR cannot load model " + model_q(model) + " - " + load_error_text(e);
     }

@@ -12,7 +12,8 @@ using rm::reply_kv;
 void reply_model_stats(RedisModuleCtx * ctx, const model_entry_view & e) {
     const bool ready = e.instance != nullptr;
     const executor_stats s = ready ? e.instance->sched->stats() : executor_stats{};
-    RedisModule_ReplyWithMap(ctx, 15);
+    const memory_usage m = ready ? e.instance->sched->memory() : memory_usage{};
+    RedisModule_ReplyWithMap(ctx, 20);
     reply_kv(ctx, "name", e.name);
     reply_kv(ctx, "state", e.state);
     reply_kv(ctx, "slots_busy", (long long) s.slots_busy);
@@ -28,6 +29,11 @@ void reply_model_stats(RedisModuleCtx * ctx, const model_entry_view & e) {
     reply_kv(ctx, "prefix_hit_tokens", (long long) s.prefix_hit_tokens);
     reply_kv(ctx, "prefix_evictions", (long long) s.prefix_evictions);
     reply_kv(ctx, "prefix_copies", (long long) s.prefix_copies);
+    reply_kv(ctx, "weights_cpu_bytes", (long long) m.weights_cpu);
+    reply_kv(ctx, "weights_gpu_bytes", (long long) m.weights_gpu);
+    reply_kv(ctx, "kv_bytes", (long long) m.kv);
+    reply_kv(ctx, "compute_bytes", (long long) m.compute);
+    reply_kv(ctx, "memory_bytes", (long long) m.total());
 }
 
 }  // namespace
@@ -37,7 +43,9 @@ void reply_model_stats(RedisModuleCtx * ctx, const model_entry_view & e) {
 //   (an array with one map per model as below). With a model: that model's map:
 //   name, state (ready|loading), slots_busy, slots, queue_depth, queue_max, requests,
 //   requests_failed, prompt_tokens (prefilled), generated_tokens, tokens_per_sec, prefix_hits,
-//   prefix_hit_tokens, prefix_evictions, prefix_copies.
+//   prefix_hit_tokens, prefix_evictions, prefix_copies, then what llama.cpp allocated for it in
+//   bytes (0 while loading): weights_cpu_bytes, weights_gpu_bytes, kv_bytes, compute_bytes and
+//   memory_bytes (their sum).
 // Errors: ERR no such model '<name>'; wrong arity.
 int cmd_info(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     if (argc > 2) return RedisModule_WrongArity(ctx);
@@ -63,8 +71,10 @@ int cmd_info(RedisModuleCtx * ctx, RedisModuleString ** argv, int argc) {
     return REDISMODULE_OK;
 }
 
-// INFO infer: one line of module facts, then one dict line per model
-//   model_<name>:state=ready,slots_busy=0,slots=4,queue_depth=0,...
+// INFO infer: module facts, the memory of all models together (bytes, what llama.cpp
+// allocated: models_memory_bytes is the sum of the other four; max_model_memory is the config,
+// 0 = no limit), then one dict line per model
+//   model_<name>:state=ready,slots_busy=0,slots=4,queue_depth=0,...,memory_bytes=N
 void info_section(RedisModuleInfoCtx * ctx, int) {
     RedisModule_InfoAddSection(ctx, "");
     RedisModule_InfoAddFieldCString(ctx, "module_version", REDIS_INFER_VERSION);
@@ -72,6 +82,21 @@ void info_section(RedisModuleInfoCtx * ctx, int) {
     RedisModule_InfoAddFieldCString(ctx, "backend", backend_description().c_str());
     const auto models = state().registry.list();
     RedisModule_InfoAddFieldLongLong(ctx, "models", (long long) models.size());
+    memory_usage sum;
+    for (const auto & e : models) {
+        if (!e.instance) continue;
+        const memory_usage & m = e.instance->sched->memory();
+        sum.weights_cpu += m.weights_cpu;
+        sum.weights_gpu += m.weights_gpu;
+        sum.kv += m.kv;
+        sum.compute += m.compute;
+    }
+    RedisModule_InfoAddFieldULongLong(ctx, "models_weights_cpu_bytes", sum.weights_cpu);
+    RedisModule_InfoAddFieldULongLong(ctx, "models_weights_gpu_bytes", sum.weights_gpu);
+    RedisModule_InfoAddFieldULongLong(ctx, "models_kv_bytes", sum.kv);
+    RedisModule_InfoAddFieldULongLong(ctx, "models_compute_bytes", sum.compute);
+    RedisModule_InfoAddFieldULongLong(ctx, "models_memory_bytes", sum.total());
+    RedisModule_InfoAddFieldLongLong(ctx, "max_model_memory", state().max_model_memory);
     for (const auto & e : models) {
         std::string field = "model_";
         for (char c : e.name) field += (isalnum((unsigned char) c) || c == '_' || c == '-') ? c : '_';
@@ -89,6 +114,12 @@ void info_section(RedisModuleInfoCtx * ctx, int) {
         RedisModule_InfoAddFieldULongLong(ctx, "prefix_hits", s.prefix_hits);
         RedisModule_InfoAddFieldULongLong(ctx, "prefix_hit_tokens", s.prefix_hit_tokens);
         RedisModule_InfoAddFieldULongLong(ctx, "prefix_evictions", s.prefix_evictions);
+        const memory_usage m = e.instance ? e.instance->sched->memory() : memory_usage{};
+        RedisModule_InfoAddFieldULongLong(ctx, "weights_cpu_bytes", m.weights_cpu);
+        RedisModule_InfoAddFieldULongLong(ctx, "weights_gpu_bytes", m.weights_gpu);
+        RedisModule_InfoAddFieldULongLong(ctx, "kv_bytes", m.kv);
+        RedisModule_InfoAddFieldULongLong(ctx, "compute_bytes", m.compute);
+        RedisModule_InfoAddFieldULongLong(ctx, "memory_bytes", m.total());
         RedisModule_InfoEndDictField(ctx);
     }
 }

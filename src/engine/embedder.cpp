@@ -45,6 +45,7 @@ embedder::embedder(std::string name, std::shared_ptr<const model> m)
         ctx_.reset(llama_init_from_model(model_->raw(), embedding_context_params(p, LLAMA_POOLING_TYPE_MEAN)));
         if (!ctx_) throw std::runtime_error("llama.cpp could not create an embedding context (see the server log)");
     }
+    memory_ = context_memory_usage(ctx_.get());
     batch_ = llama_batch_init(int32_t(n_batch_), 0, 1);
     // As the scheduler's free slots: a burst one decode takes does not count against the bound.
     start("embed:", n_seq_);

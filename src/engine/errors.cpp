@@ -24,6 +24,8 @@ const char * error_code_name(error_code c) {
     case error_code::batch_below_context: return "batch_below_context";
     case error_code::batch_not_multiple_of_slots: return "batch_not_multiple_of_slots";
     case error_code::slots_above_batch: return "slots_above_batch";
+    case error_code::over_memory_limit: return "over_memory_limit";
+    case error_code::over_memory_available: return "over_memory_available";
     case error_code::load_failed: return "load_failed";
     }
     return "unknown";
@@ -34,7 +36,8 @@ std::string engine_error::describe() const {
     std::string s = error_code_name(code);
     s += " (got " + std::to_string(got) + ", turn " + std::to_string(turn) + ", max_tokens " + std::to_string(max_tokens) +
          ", limit " + std::to_string(limit) + ", rc " + std::to_string(rc) + (during_generation ? ", during generation" : "") +
-         (truncating ? ", truncating" : "") + ")";
+         (truncating ? ", truncating" : "") +
+         (weights || kv || used ? ", weights " + std::to_string(weights) + ", kv " + std::to_string(kv) + ", used " + std::to_string(used) : "") + ")";
     if (!detail.empty()) s += ": " + detail;
     return s;
 }

@@ -31,6 +31,10 @@ enum class error_code {
     batch_below_context,        // embedding: batch (got) < context (limit)
     batch_not_multiple_of_slots,  // embedding: batch (got) % slots (limit) != 0
     slots_above_batch,          // slots (got) > batch (limit)
+    // the registry's memory checks before a load reads the weights: got = the estimate (weights
+    // + kv + compute), limit = the bound (infer.max-model-memory, or MemAvailable), used = other models
+    over_memory_limit,          // used + got > limit (infer.max-model-memory)
+    over_memory_available,      // got > limit (MemAvailable, a load into host memory)
     load_failed,                // any other load failure; detail: the cause
 };
 
@@ -40,6 +44,10 @@ struct engine_error {
     int64_t turn = 0;           // chat_too_long: the new turn's tokens
     int64_t max_tokens = 0;     // the generation budget asked for
     int64_t limit = 0;          // the bound it broke: context, batch, slots
+    int64_t weights = 0;        // over_memory_*: the estimate's weights bytes
+    int64_t kv = 0;             // over_memory_*: the estimate's KV bytes
+    int64_t compute = 0;        // over_memory_*: the estimate's compute bytes
+    int64_t used = 0;           // over_memory_limit: bytes other loaded models take
     int32_t rc = 0;             // decode_failed, embed_failed: llama_decode's return
     bool during_generation = false;  // unloaded: the request had started
     bool truncating = false;    // chat_too_long: TRUNCATE was on and still not enough

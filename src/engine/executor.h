@@ -8,6 +8,7 @@
 // intake policy (take), its unit of work (step) and what it holds between steps (abandon).
 #pragma once
 
+#include "engine/memory.h"
 #include "engine/model.h"
 #include "engine/request.h"
 
@@ -70,6 +71,9 @@ public:
     void stop(stop_mode mode);
     executor_stats stats() const;  // thread-safe
     const model & get_model() const { return *model_; }
+    // What llama.cpp allocated for this model (weights, KV, compute); fixed once the context
+    // exists, so thread-safe to read.
+    const memory_usage & memory() const { return memory_; }
     const std::string & name() const { return name_; }
 
 protected:
@@ -102,6 +106,7 @@ protected:
     // Under the queue lock: requests the next step takes at once (free slots, one decode's
     // inputs). A burst that size does not count against queue_max.
     size_t spare_ = 0;
+    memory_usage memory_;  // set by the subclass's constructor, before start()
     std::atomic<uint64_t> prompt_tokens_{0}, steps_{0}, busy_us_{0};
 
 private:

@@ -48,6 +48,18 @@ model_params model_default_params() {
     return p;
 }
 
+void model_params_resolve_sizes(model_params & p, int32_t n_ctx_train) {
+    if (p.n_ctx == 0) p.n_ctx = uint32_t(std::min(4096, std::max(1, n_ctx_train)));
+    if (p.embedding) {
+        // An embedding decode holds whole inputs (non-causal attention needs a sequence in one
+        // ubatch): BATCH is the tokens of all inputs in one decode, at least one full input.
+        if (p.n_slots == 0) p.n_slots = 16;
+        if (p.n_batch == 0) p.n_batch = (std::max<uint32_t>(p.n_ctx, 2048) + p.n_slots - 1) / p.n_slots * p.n_slots;
+    }
+    if (p.n_slots == 0) p.n_slots = 4;
+    if (p.n_batch == 0) p.n_batch = std::max<uint32_t>(512, p.n_slots);
+}
+
 std::shared_ptr<model> model::load(const model_params & params, engine_error & error, const std::atomic<bool> * cancel) {
     error = engine_error();
     const auto cancelled = [cancel] { return cancel && cancel->load(std::memory_order_relaxed); };
@@ -105,12 +117,8 @@ std::shared_ptr<model> model::load(const model_params & params, engine_error & e
     out->params_ = params;
     model_params & p = out->params_;
     i.n_embd = llama_model_n_embd_out(m.get());
-    if (p.n_ctx == 0) p.n_ctx = uint32_t(std::min(4096, std::max(1, i.n_ctx_train)));
+    model_params_resolve_sizes(p, i.n_ctx_train);
     if (p.embedding) {
-        // An embedding decode holds whole inputs (non-causal attention needs a sequence in one
-        // ubatch): BATCH is the tokens of all inputs in one decode, at least one full input.
-        if (p.n_slots == 0) p.n_slots = 16;
-        if (p.n_batch == 0) p.n_batch = (std::max<uint32_t>(p.n_ctx, 2048) + p.n_slots - 1) / p.n_slots * p.n_slots;
         if (p.n_batch < p.n_ctx) return refused(error, error_code::batch_below_context, p.n_batch, p.n_ctx);
         // llama.cpp's pooling graph asserts (aborting the process) when the output rows of a
         // full batch do not split evenly over the sequences.
@@ -119,8 +127,6 @@ std::shared_ptr<model> model::load(const model_params & params, engine_error & e
             return load_failed(error, "encoder-decoder models cannot produce embeddings");
         }
     }
-    if (p.n_slots == 0) p.n_slots = 4;
-    if (p.n_batch == 0) p.n_batch = std::max<uint32_t>(512, p.n_slots);
     if (p.n_slots > p.n_batch) {
         // Every slot may need its logits in one step; llama.cpp asserts (aborts) otherwise.
         return refused(error, error_code::slots_above_batch, p.n_slots, p.n_batch);

@@ -38,6 +38,11 @@ struct model_params {
 
 model_params model_default_params();
 
+// Fills n_ctx, n_slots and n_batch left at 0 with their defaults for a model trained on
+// n_ctx_train tokens (0 = unknown). model::load and the pre-load memory estimate share it, so
+// the estimate sizes the context the load will create.
+void model_params_resolve_sizes(model_params & p, int32_t n_ctx_train);
+
 struct model_info {
     std::string path;
     std::string arch;          // general.architecture, e.g. "qwen3"

@@ -73,16 +73,58 @@ registry_status model_registry::unload_async(const std::string & name, done_fn d
     return registry_status_ok;
 }
 
+engine_error model_registry::check_memory(const job & j) const {
+    engine_error err;
+    memory_estimate est;
+    std::string why;
+    if (!memory_estimate_gguf(j.load->params, est, why)) {
+        // model::load reads the same header and reports the real cause.
+        log_msg(log_level::debug, "model %s: no memory estimate (%s)", j.name.c_str(), why.c_str());
+        return err;
+    }
+    err.got = int64_t(est.total());
+    err.weights = int64_t(est.weights);
+    err.kv = int64_t(est.kv);
+    err.compute = int64_t(est.compute);
+    if (const uint64_t limit = max_model_memory_.load(); limit != 0) {
+        uint64_t used = 0;
+        {
+            std::lock_guard lk(mu_);
+            for (const auto & [name, inst] : models_) {
+                if (!(j.replace && name == j.name)) used += inst->sched->memory().total();
+            }
+        }
+        if (used + est.total() > limit) {
+            err.code = error_code::over_memory_limit;
+            err.limit = int64_t(limit);
+            err.used = int64_t(used);
+            return err;
+        }
+    }
+    // GPU_LAYERS with a GPU puts (part of) the weights and KV in device memory, which
+    // MemAvailable does not describe.
+    if (j.load->params.n_gpu_layers == 0 || !memory_has_gpu()) {
+        const int64_t avail = memory_available();
+        if (avail >= 0 && err.got > avail) {
+            err.code = error_code::over_memory_available;
+            err.limit = avail;
+            return err;
+        }
+    }
+    return engine_error{};
+}
+
 void model_registry::run_load(job & j) {
     pending_load & load = *j.load;
     engine_error err;
     std::shared_ptr<model_instance> inst;
     std::shared_ptr<model> weights;
     try {
+        err = check_memory(j);
         // model::load reports its own errors in err, but the vocabulary probing it does can
         // throw (a tokenize error, a refused llama.cpp assert): on this worker thread an
         // escaping exception would terminate Redis.
-        weights = model::load(load.params, err, &load.cancel);
+        if (!err) weights = model::load(load.params, err, &load.cancel);
         if (weights && !load.cancel.load()) {
             inst = std::make_shared<model_instance>();
             inst->name = j.name;

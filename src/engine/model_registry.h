@@ -18,6 +18,11 @@
 // cancellation point: ~0.5 s for a 152k-token vocabulary) plus freeing what was read, and for
 // the longest single decode step - never for a whole load or generation.
 //
+// Memory: a load is checked against infer.max-model-memory (the measured memory of the other
+// loaded models plus the new one's GGUF estimate) and, for a load into host memory, against
+// MemAvailable, before any weights are read. A REPLACE does not count the model it replaces:
+// that one is freed once it drains, so for the drain's length both are in memory.
+//
 // Errors are typed (registry_status); the command layer words them.
 #pragma once
 
@@ -89,6 +94,10 @@ public:
     // `done` runs on the loader thread with ok once the memory is returned.
     registry_status unload_async(const std::string & name, done_fn done);
 
+    // infer.max-model-memory: bytes all loaded models may take together, 0 = no limit. Read by
+    // the loader thread before each load (see check_memory); thread-safe.
+    void set_max_model_memory(uint64_t bytes) { max_model_memory_.store(bytes); }
+
     // Cancels loads, stops every scheduler (cancelling work) and the loader thread, and returns
     // once they have stopped (see the top of this file for how long that is). Idempotent.
     void shutdown();
@@ -108,6 +117,9 @@ private:
     };
     void loader_main();
     void run_load(job & j);
+    // Before a load reads the weights: refuses (over_memory_limit, over_memory_available) a
+    // model whose GGUF estimate does not fit. Empty when it fits or cannot be estimated.
+    engine_error check_memory(const job & j) const;
 
     mutable std::mutex mu_;
     std::condition_variable cv_;
@@ -116,6 +128,7 @@ private:
     std::deque<job> jobs_;
     std::shared_ptr<model_instance> draining_;  // REPLACE's previous version while it drains
     bool shutting_down_ = false;
+    std::atomic<uint64_t> max_model_memory_{0};
     std::thread loader_;
 };
 

@@ -72,6 +72,7 @@ scheduler::scheduler(std::string name, std::shared_ptr<const model> m)
         ctx_.reset(llama_init_from_model(model_->raw(), cp));
     }
     if (!ctx_) throw std::runtime_error("llama.cpp could not create a context (see the server log)");
+    memory_ = context_memory_usage(ctx_.get());
 
     batch_ = llama_batch_init(int32_t(p.n_batch), 0, 1);
     for (uint32_t i = 0; i < p.n_slots; ++i) {

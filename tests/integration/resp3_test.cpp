@@ -57,6 +57,9 @@ const std::vector<std::pair<std::string, resp3_type>> k_model_stats = {
     {"tokens_per_sec", resp3_type_double}, {"prefix_hits", resp3_type_integer},
     {"prefix_hit_tokens", resp3_type_integer}, {"prefix_evictions", resp3_type_integer},
     {"prefix_copies", resp3_type_integer},
+    {"weights_cpu_bytes", resp3_type_integer}, {"weights_gpu_bytes", resp3_type_integer},
+    {"kv_bytes", resp3_type_integer},          {"compute_bytes", resp3_type_integer},
+    {"memory_bytes", resp3_type_integer},
 };
 
 const std::vector<std::string> k_corpus = {

@@ -83,6 +83,16 @@ protected:
 
     client_ptr login(const std::string & name) { return login_as(name, "pw"); }
 
+    // As user `name`: a long greedy generation streaming to <name>:s and storing to <name>:o,
+    // awaited until its first entry is written. The connection is returned, still blocked.
+    client_ptr stream_as(const std::string & name, const std::string & max_tokens) {
+        auto u = login(name);
+        send(u.get(), {"INFER.GENERATE", "tiny", "TEXT", "hello", "MAX_TOKENS", max_tokens, "TEMPERATURE", "0",
+                       "IGNORE_EOS", "STREAM", name + ":s", "STORE", name + ":o"});
+        EXPECT_TRUE(wait_for([&] { return cmd(c.get(), {"XLEN", name + ":s"})->integer > 0; }));
+        return u;
+    }
+
     client_ptr login_as(const std::string & name, const std::string & password) {
         auto u = server->connect();
         auto r = cmd(u.get(), {"AUTH", name, password});
@@ -357,10 +367,8 @@ TEST_F(acl, rag_does_not_read_chunk_keys_the_user_may_not_read) {
 // mid-generation stops the writes, and the reply is the refusal.
 TEST_F(acl, writes_made_later_are_checked_against_the_user_at_write_time) {
     make_user("late", {"-@all", "+@infer", "~late:*"});
-    auto u = login("late");
-    send(u.get(), {"INFER.GENERATE", "tiny", "TEXT", "hello", "MAX_TOKENS", "600", "TEMPERATURE", "0", "IGNORE_EOS",
-                   "STREAM", "late:s", "STORE", "late:o"});
-    ASSERT_TRUE(wait_for([&] { return cmd(c.get(), {"XLEN", "late:s"})->integer > 0; }));
+    auto u = stream_as("late", "600");
+    ASSERT_GT(cmd(c.get(), {"XLEN", "late:s"})->integer, 0);
     make_user("late", {"-@all", "+@infer", "~other:*"});
     const long long written = cmd(c.get(), {"XLEN", "late:s"})->integer;
     EXPECT_EQ(slots_busy(), 1) << "the generation ended before the keys were revoked";
@@ -445,10 +453,8 @@ TEST_F(acl, the_documented_users_work_as_described) {
 // deletion is read in the same MULTI as the DELUSER, so no write can slip in between.
 TEST_F(acl, a_user_deleted_mid_stream_gets_nothing_more_written) {
     make_user("gone", {"-@all", "+@infer", "~gone:*"});
-    auto u = login("gone");
-    send(u.get(), {"INFER.GENERATE", "tiny", "TEXT", "hello", "MAX_TOKENS", "1500", "TEMPERATURE", "0", "IGNORE_EOS",
-                   "STREAM", "gone:s", "STORE", "gone:o"});
-    ASSERT_TRUE(wait_for([&] { return cmd(c.get(), {"XLEN", "gone:s"})->integer > 0; }));
+    auto u = stream_as("gone", "1500");
+    ASSERT_GT(cmd(c.get(), {"XLEN", "gone:s"})->integer, 0);
 
     ASSERT_EQ(cmd(c.get(), {"MULTI"})->type, REDIS_REPLY_STATUS);
     cmd(c.get(), {"XLEN", "gone:s"});
@@ -486,10 +492,8 @@ TEST_F(acl, a_user_deleted_mid_stream_gets_nothing_more_written) {
 // the cancelled request's last entry.
 TEST_F(acl, a_user_re_created_under_the_same_name_does_not_inherit_the_running_request) {
     make_user("gone", {"-@all", "+@infer", "~gone:*"});
-    auto u = login("gone");
-    send(u.get(), {"INFER.GENERATE", "tiny", "TEXT", "hello", "MAX_TOKENS", "1500", "TEMPERATURE", "0", "IGNORE_EOS",
-                   "STREAM", "gone:s", "STORE", "gone:o"});
-    ASSERT_TRUE(wait_for([&] { return cmd(c.get(), {"XLEN", "gone:s"})->integer > 0; }));
+    auto u = stream_as("gone", "1500");
+    ASSERT_GT(cmd(c.get(), {"XLEN", "gone:s"})->integer, 0);
     ASSERT_EQ(cmd(c.get(), {"MULTI"})->type, REDIS_REPLY_STATUS);
     cmd(c.get(), {"XLEN", "gone:s"});
     cmd(c.get(), {"INFER.INFO", "tiny"});

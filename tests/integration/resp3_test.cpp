@@ -62,12 +62,7 @@ const std::vector<std::pair<std::string, resp3_type>> k_model_stats = {
     {"memory_bytes", resp3_type_integer},
 };
 
-const std::vector<std::string> k_corpus = {
-    "The lighthouse keeper rowed to the island every morning before dawn.",
-    "Photosynthesis turns sunlight, water and carbon dioxide into sugar.",
-    "Medieval scribes mixed iron gall ink from oak galls and vitriol.",
-    "Volcanic soil near the crater grows unusually sweet tomatoes.",
-};
+const std::vector<std::string> & k_corpus = four_unrelated_sentences();
 
 }  // namespace
 

@@ -46,12 +46,7 @@ std::string field(const stream_view & s, const std::string & name) {
 // 3 bytes: not a token key, so reading it by mistake is an error, never a silent success.
 const std::string k_decoy = "abc";
 
-const std::vector<std::string> k_corpus = {
-    "The lighthouse keeper rowed to the island every morning before dawn.",
-    "Photosynthesis turns sunlight, water and carbon dioxide into sugar.",
-    "Medieval scribes mixed iron gall ink from oak galls and vitriol.",
-    "Volcanic soil near the crater grows unusually sweet tomatoes.",
-};
+const std::vector<std::string> & k_corpus = four_unrelated_sentences();
 
 }  // namespace
 

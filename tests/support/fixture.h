@@ -29,6 +29,17 @@ std::vector<double> ping_times_ms(redisContext * c, int n);
 // The p-th percentile (0..100) of sorted samples (nearest rank).
 double percentile(const std::vector<double> & sorted, double p);
 
+// Four sentences on unrelated topics: a RAG corpus where each question has one right chunk.
+inline const std::vector<std::string> & four_unrelated_sentences() {
+    static const std::vector<std::string> k = {
+        "The lighthouse keeper rowed to the island every morning before dawn.",
+        "Photosynthesis turns sunlight, water and carbon dioxide into sugar.",
+        "Medieval scribes mixed iron gall ink from oak galls and vitriol.",
+        "Volcanic soil near the crater grows unusually sweet tomatoes.",
+    };
+    return k;
+}
+
 class live : public ::testing::Test {
 protected:
     static void SetUpTestSuite();
